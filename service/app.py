@@ -1,0 +1,134 @@
+"""Builds the ASGI application: Connexion (FlaskApp) routing and validating the bundled spec.
+
+Middleware order, outermost first:
+    EdgeMiddleware (request id, /v1 alias, size cap, access log, last-resort 500)
+    CORS
+    Connexion: exceptions -> swagger/spec -> routing -> security -> validation -> Flask
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import flask
+from connexion import FlaskApp
+from connexion.jsonifier import Jsonifier
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from sqlalchemy import insert
+
+from service import errors, logs, ratelimit, spec
+from service.auth import SCOPE_KEY
+from service.config import Settings, load_settings
+from service.crypto import PasswordHashing
+from service.db import Database
+from service.errors import APIError
+from service.mail import Mailer
+from service.middleware import API_PREFIX, EdgeMiddleware, FluxerCORSMiddleware, request_id_var
+from service.models import IdNode
+from service.runtime import EXTENSION_KEY, Runtime
+from service.snowflake import MAX_NODE, SnowflakeGenerator
+from service.validation import VALIDATORS
+
+EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                   "X-RateLimit-Reset", "X-RateLimit-Reset-After", "X-RateLimit-Bucket"]
+
+
+def allocate_node_id(db: Database) -> int:
+    """Each process inserts a row; its id picks the snowflake node, so no two live processes share one."""
+    with db.engine.begin() as connection:
+        row_id = connection.execute(insert(IdNode).returning(IdNode.id)).scalar_one()
+    return row_id % (MAX_NODE + 1)
+
+
+def method_index(document: dict) -> list[tuple[re.Pattern, set[str]]]:
+    """For 405 answers: every path template of the API with all its methods."""
+    index = []
+    for path, item in document["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(API_PREFIX + path))
+        methods = {m.upper() for m in spec.HTTP_METHODS if m in item}
+        if "GET" in methods:
+            methods.add("HEAD")
+        index.append((re.compile(f"^{pattern}/?$"), methods | {"OPTIONS"}))
+    return index
+
+
+def create_app(settings: Settings | None = None) -> EdgeMiddleware:
+    settings = settings or load_settings()
+    logs.configure()
+    document = spec.bundle(include_test_harness=settings.test_harness_enabled)
+    db = Database(settings.database_url)
+    runtime = Runtime(
+        settings=settings,
+        db=db,
+        ids=SnowflakeGenerator(allocate_node_id(db)),
+        passwords=PasswordHashing(settings.argon2_memory_kib, settings.argon2_time_cost),
+        mailer=Mailer(settings),
+    )
+
+    app = FlaskApp(__name__, validator_map=VALIDATORS, jsonifier=Jsonifier(json, separators=(",", ":")))
+    app.add_api(
+        document,
+        # Our own route serves the public bundle (named models, no internal keys).
+        swagger_ui_options=SwaggerUIOptions(serve_spec=False, swagger_ui=True,
+                                            swagger_ui_config={"url": f"{API_PREFIX}/openapi.json"}),
+        pythonic_params=False,
+        strict_validation=False,
+    )
+    public_spec = json.dumps(spec.public_document(document), separators=(",", ":"))
+
+    flask_app = app.app
+    flask_app.extensions[EXTENSION_KEY] = runtime
+    flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    flask_app.json.sort_keys = False
+
+    @flask_app.get(f"{API_PREFIX}/openapi.json")
+    def openapi_json():
+        return flask.Response(public_spec, mimetype="application/json")
+
+    @flask_app.before_request
+    def bind_request_id():
+        request_id_var.set(flask.request.headers.get("X-Request-ID", "-"))
+
+    @flask_app.teardown_request
+    def release_session(_exc):
+        db.remove()
+
+    ratelimit.install(flask_app, settings, document)
+    _install_errors(app, settings, method_index(document))
+
+    app.add_middleware(FluxerCORSMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       allow_origins=list(settings.cors_origins), allow_methods=["*"], allow_headers=["*"],
+                       expose_headers=EXPOSED_HEADERS, max_age=600)
+    app.add_middleware(_RuntimeScope, position=MiddlewarePosition.BEFORE_EXCEPTION, runtime=runtime)
+    server = EdgeMiddleware(app, max_body_bytes=settings.max_body_bytes,
+                            expose_traces=settings.env == "development")
+    server.connexion = app
+    server.runtime = runtime
+    return server
+
+
+class _RuntimeScope:
+    """Hands the runtime to code that runs before Flask (the security step)."""
+
+    def __init__(self, app, runtime):
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            scope[SCOPE_KEY] = self.runtime
+        await self.app(scope, receive, send)
+
+
+def _install_errors(app: FlaskApp, settings: Settings, methods) -> None:
+    errors.install(app, expose_traces=settings.env == "development")
+
+    def method_not_allowed(request, exc):
+        path = request.url.path
+        allowed = next((m for pattern, m in methods if pattern.match(path)), set())
+        return errors.error_response(APIError(405, "METHOD_NOT_ALLOWED", "Method not allowed",
+                                              headers={"Allow": ", ".join(sorted(allowed))}))
+
+    app.add_error_handler(405, method_not_allowed)

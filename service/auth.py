@@ -1,0 +1,108 @@
+"""Who is calling: resolves the Authorization header for Connexion's security layer.
+
+A person sends the bare session token (``flx_...``); a bot sends ``Bot <token>``. Each
+form is accepted only by its own scheme, so a ``Bot`` prefix on a session token, or a
+bare bot token, is 401. The database lookup runs in a worker thread: Connexion calls
+these functions on the event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from service.crypto import SESSION_TOKEN_PREFIX, sha256_hex
+from service.errors import APIError
+from service.flags import SuspiciousActivityFlags
+from service.models import Application, AuthSession, User, utcnow
+
+SCOPE_KEY = "fluxer.runtime"
+BOT_PREFIX = "Bot "
+# Paths an account under review may still use: logging in and out, and nothing else.
+UNRESTRICTED_PREFIXES = ("/v1/auth/",)
+LAST_USED_RESOLUTION = timedelta(minutes=5)  # write last_used_at at most this often
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: int
+    kind: str  # "session" | "bot"
+    session_id: int | None = None
+
+    @property
+    def is_bot(self) -> bool:
+        return self.kind == "bot"
+
+    def token_info(self) -> dict:
+        return {"sub": str(self.user_id), "kind": self.kind, "session_id": self.session_id}
+
+    @classmethod
+    def from_token_info(cls, info: dict) -> Identity:
+        return cls(int(info["sub"]), info["kind"], info.get("session_id"))
+
+
+async def session_token_info(apikey: str, request) -> dict | None:
+    if not apikey.startswith(SESSION_TOKEN_PREFIX):
+        return None
+    runtime = request.scope[SCOPE_KEY]
+    return await run_in_threadpool(_resolve, runtime, "session", apikey, request.scope["path"])
+
+
+async def bot_token_info(apikey: str, request) -> dict | None:
+    if not apikey.startswith(BOT_PREFIX):
+        return None
+    token = apikey[len(BOT_PREFIX):].strip()
+    if not token or token.startswith(SESSION_TOKEN_PREFIX):
+        return None
+    runtime = request.scope[SCOPE_KEY]
+    return await run_in_threadpool(_resolve, runtime, "bot", token, request.scope["path"])
+
+
+def _resolve(runtime, kind: str, token: str, path: str) -> dict | None:
+    session = runtime.db.session
+    try:
+        token_hash = sha256_hex(token)
+        if kind == "session":
+            row = session.execute(
+                select(AuthSession, User).join(User, User.id == AuthSession.user_id)
+                .where(AuthSession.token_hash == token_hash)
+            ).first()
+            if row is None:
+                return None
+            auth_session, user = row
+            now = utcnow()
+            if now - auth_session.last_used_at > LAST_USED_RESOLUTION:
+                auth_session.last_used_at = now
+                session.commit()
+            identity = Identity(user.id, "session", auth_session.id)
+        else:
+            row = session.execute(
+                select(User).join(Application, Application.bot_user_id == User.id)
+                .where(Application.bot_token_hash == token_hash)
+            ).first()
+            if row is None:
+                return None
+            user = row[0]
+            identity = Identity(user.id, "bot")
+        check_account_standing(user, path)
+        return identity.token_info()
+    finally:
+        runtime.db.remove()
+
+
+def check_account_standing(user: User, path: str) -> None:
+    """Accounts under review or with required actions may only use /auth."""
+    if path.startswith(UNRESTRICTED_PREFIXES):
+        return
+    if user.pending_manual_verification:
+        raise APIError(403, "ACCOUNT_SUSPICIOUS_ACTIVITY", "This account is pending manual verification",
+                       pending_manual_verification=True)
+    outstanding = user.suspicious_activity_flags
+    if user.email_verified:
+        outstanding &= ~SuspiciousActivityFlags.REQUIRE_VERIFIED_EMAIL
+    if outstanding:
+        raise APIError(403, "ACCOUNT_SUSPICIOUS_ACTIVITY", "This account must complete required actions",
+                       suspicious_activity_flags=int(outstanding))

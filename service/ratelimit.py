@@ -1,0 +1,116 @@
+"""Rate limits with flask-limiter: one global budget per client plus one bucket per route.
+
+Buckets are declared on the operations in the spec (``x-fluxer-ratelimit``), so the
+documentation and the enforcement cannot drift apart. Counters live in memory for a
+single process and in Redis (``REDIS_URL``) when several processes must share them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import flask
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+from limits import parse
+
+from service.runtime import client_ip
+
+GLOBAL_LIMIT = "50/second"
+GLOBAL_BUCKET = "global"
+DEFAULT_ROUTE_LIMIT = "60/10seconds"
+DEVELOPMENT_FACTOR = 10  # development mode relaxes every limit by this much
+TEST_OPT_IN_HEADER = "X-Fluxer-Test-Enable-Rate-Limits"
+RATELIMIT_KEY = "x-fluxer-ratelimit"
+
+
+def _scaled(limit: str, factor: int) -> str:
+    item = parse(limit)
+    return f"{item.amount * factor}/{item.multiples} {item.GRANULARITY.name}"
+
+
+def route_buckets(document: dict) -> dict[str, tuple[str, str]]:
+    """operationId -> (bucket name, limit) for every operation of the bundled spec."""
+    from service.spec import operations
+
+    buckets = {}
+    for _method, _path, operation in operations(document):
+        declared = operation.get(RATELIMIT_KEY) or {}
+        buckets[operation["operationId"]] = (declared.get("bucket", operation["operationId"]),
+                                             declared.get("limit", DEFAULT_ROUTE_LIMIT))
+    return buckets
+
+
+def endpoint_operations(flask_app: flask.Flask, operation_ids) -> dict[str, str]:
+    """Flask endpoint name -> operationId. Connexion names endpoints after the handler's import path."""
+    found = {}
+    for rule in flask_app.url_map.iter_rules():
+        for operation_id in operation_ids:
+            # Longest match wins: "current_user" must not claim "handlers_users_get_current_user".
+            if rule.endpoint.endswith("_" + operation_id) and len(operation_id) > len(found.get(rule.endpoint, "")):
+                found[rule.endpoint] = operation_id
+    return found
+
+
+def install(flask_app: flask.Flask, settings, document: dict) -> Limiter:
+    factor = DEVELOPMENT_FACTOR if settings.env == "development" else 1
+    buckets = route_buckets(document)
+
+    endpoints: dict[str, str] = {}
+
+    def operation_id() -> str:
+        if not endpoints:  # Connexion registers the Flask routes when it serves its first request
+            endpoints.update(endpoint_operations(flask_app, buckets))
+        return endpoints.get(flask.request.endpoint or "", "")
+
+    def route_limit() -> str:
+        return _scaled(buckets.get(operation_id(), ("", DEFAULT_ROUTE_LIMIT))[1], factor)
+
+    def exempt() -> bool:
+        if not settings.rate_limits_enabled:
+            return True
+        if settings.env == "test":
+            return flask.request.headers.get(TEST_OPT_IN_HEADER, "").lower() != "true"
+        return False
+
+    limiter = Limiter(
+        key_func=client_ip,
+        app=flask_app,
+        storage_uri=settings.redis_url or "memory://",
+        storage_options={"socket_connect_timeout": 2} if settings.redis_url else {},
+        strategy="fixed-window",
+        application_limits=[_scaled(GLOBAL_LIMIT, factor)],
+        default_limits=[route_limit],
+        headers_enabled=True,
+        swallow_errors=True,  # if Redis is briefly away, serve rather than fail every request
+        key_prefix="fluxer",
+    )
+    limiter.request_filter(exempt)
+
+    def bucket_name(request_limit) -> str:
+        if request_limit.shared or GLOBAL_BUCKET in request_limit.key:
+            return GLOBAL_BUCKET
+        return buckets.get(operation_id(), (operation_id(), ""))[0]
+
+    @flask_app.after_request
+    def add_bucket_headers(response: flask.Response) -> flask.Response:
+        current = limiter.current_limit
+        if current is not None:
+            response.headers["X-RateLimit-Reset-After"] = f"{max(0.0, current.reset_at - time.time()):.3f}"
+            response.headers["X-RateLimit-Bucket"] = bucket_name(current)
+        return response
+
+    @flask_app.errorhandler(RateLimitExceeded)
+    def too_many_requests(exc: RateLimitExceeded):
+        current = limiter.current_limit
+        retry_after = max(0.0, current.reset_at - time.time()) if current else 1.0
+        is_global = current is not None and bucket_name(current) == GLOBAL_BUCKET
+        body = {"code": "RATE_LIMITED", "message": "You are being rate limited.",
+                "error": "You are being rate limited.", "retry_after": round(retry_after, 3), "global": is_global}
+        response = flask.Response(json.dumps(body, separators=(",", ":")), status=429, mimetype="application/json")
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        return response
+
+    return limiter

@@ -1,0 +1,48 @@
+"""What one server process shares between requests: settings, database, id generator, hashing, mail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import flask
+
+from service.config import Settings
+from service.crypto import PasswordHashing
+from service.db import Database
+from service.mail import Mailer
+from service.snowflake import SnowflakeGenerator
+
+EXTENSION_KEY = "fluxer"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    ids: SnowflakeGenerator
+    passwords: PasswordHashing
+    mailer: Mailer
+
+    def new_id(self) -> int:
+        return self.ids.next_id()
+
+
+def current() -> Runtime:
+    """The runtime of the Flask app serving this request."""
+    return flask.current_app.extensions[EXTENSION_KEY]
+
+
+def client_ip() -> str:
+    """The caller's address for this request (see service.net for the proxy rules)."""
+    from service.net import client_address
+
+    request = flask.request
+    return client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), current().settings)
+
+
+def client_info() -> dict:
+    """What the session list shows about the device: taken from the User-Agent, coarsely."""
+    agent = flask.request.headers.get("User-Agent", "")
+    browser = next((b for b in ("Firefox", "Edg", "Chrome", "Safari") if b in agent), None)
+    os_name = next((o for o in ("Windows", "Mac OS", "Android", "iPhone", "Linux") if o in agent), None)
+    return {"platform": "web" if browser else None, "os": os_name, "browser": {"Edg": "Edge"}.get(browser, browser)}
