@@ -14,7 +14,7 @@ import typing as t
 
 from connexion.datastructures import MediaTypeDict
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
-from jsonschema import Draft4Validator, ValidationError
+from jsonschema import Draft4Validator, FormatChecker, ValidationError
 
 from service.errors import APIError, FieldError, invalid_form
 
@@ -37,6 +37,8 @@ KEYWORD_CODES = {
 }
 MAX_REPORTED_ERRORS = 50
 
+# Every format jsonschema knows (Draft 4's own checker lacks `date`, so "2024-13-01" passed).
+FORMATS = FormatChecker()
 _cache_lock = threading.Lock()
 _validators: dict[int, tuple[object, Draft4Validator]] = {}
 
@@ -48,7 +50,7 @@ def compiled(schema: dict, validator_class=Draft4Validator) -> Draft4Validator:
     if entry is None or entry[0] is not schema:
         with _cache_lock:
             # Keep the schema alive with its validator, so its id() is never reused.
-            entry = (schema, validator_class(schema, format_checker=Draft4Validator.FORMAT_CHECKER))
+            entry = (schema, validator_class(schema, format_checker=FORMATS))
             _validators[key] = entry
     return entry[1]
 
