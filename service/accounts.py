@@ -16,7 +16,7 @@ from service.crypto import (
     new_secret,
     new_session_token,
     sha256_hex,
-    totp_is_valid,
+    totp_step,
 )
 from service.errors import APIError, FieldError, field_error, invalid_form
 from service.models import AuthorizedIp, AuthSession, BackupCode, LoginTicket, User, utcnow
@@ -135,8 +135,16 @@ def verify_sudo(rt, session, user: User, body: dict) -> None:
 
 def check_mfa_code(rt, session, user: User, code: str) -> bool:
     """A current TOTP code, or an unused backup code (which this uses up)."""
-    if user.totp_secret and totp_is_valid(user.totp_secret, code):
-        return True
+    if user.totp_secret:
+        step = totp_step(user.totp_secret, code, user.totp_last_step)
+        if step is not None:
+            # Only one concurrent request may spend a step: the update is conditional on the old value.
+            last = user.totp_last_step
+            unchanged = User.totp_last_step.is_(None) if last is None else User.totp_last_step == last
+            spent = session.execute(update(User).where(User.id == user.id, unchanged).values(totp_last_step=step))
+            if spent.rowcount == 1:
+                user.totp_last_step = step
+                return True
     code_hash = keyed_hash(rt.settings.secret_key, code.strip().lower().replace("-", ""))
     used = session.execute(
         update(BackupCode)

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 
 import pyotp
 from argon2 import PasswordHasher
@@ -71,9 +72,17 @@ def new_totp_secret() -> str:
     return pyotp.random_base32()
 
 
-def totp_is_valid(secret: str, code: str) -> bool:
+def totp_step(secret: str, code: str, after_step: int | None = None) -> int | None:
+    """The time step (now +-1) whose code this is, if later than ``after_step``; else None."""
     code = code.replace(" ", "")
-    return code.isdigit() and len(code) == 6 and pyotp.TOTP(secret).verify(code, valid_window=1)
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    current = int(time.time()) // totp.interval
+    for step in (current - 1, current, current + 1):
+        if (after_step is None or step > after_step) and hmac.compare_digest(totp.at(step * totp.interval), code):
+            return step
+    return None
 
 
 def valid_totp_secret(secret: str) -> bool:

@@ -98,6 +98,13 @@ class EdgeMiddleware:
                 if int(declared) > self.max_body_bytes:
                     await reply(BodyTooLarge(self.max_body_bytes))
                     return
+            elif b"transfer-encoding" in headers:
+                # Connexion reads a body only when Content-Length says there is one, so a chunked
+                # body is read here (within the cap) and handed on with its length.
+                body = await self._read_body(receive)
+                scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"transfer-encoding"]
+                scope["headers"].append((b"content-length", str(len(body)).encode()))
+                receive = self._replay(body, receive)
             await self.app(scope, self._capped(receive), send_with_id)
         except Exception as exc:
             if isinstance(exc, APIError):
@@ -121,6 +128,34 @@ class EdgeMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+    async def _read_body(self, receive) -> bytes:
+        chunks, seen = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_body_bytes:
+                raise BodyTooLarge(self.max_body_bytes)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    @staticmethod
+    def _replay(body: bytes, receive):
+        sent = False
+
+        async def wrapped():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return wrapped
 
     def _capped(self, receive):
         """Counts streamed body bytes, for clients that send no Content-Length."""

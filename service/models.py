@@ -79,6 +79,8 @@ class User(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     mention_flags: Mapped[int] = mapped_column(Integer, default=0)
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The newest 30-second TOTP step accepted; a code is never accepted twice.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     terms_agreed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -83,7 +83,9 @@ def install(flask_app: flask.Flask, settings, document: dict) -> Limiter:
         strategy="fixed-window",
         application_limits=[_scaled(GLOBAL_LIMIT, factor)],
         default_limits=[route_limit],
-        headers_enabled=True,
+        # Our hook writes the headers: flask-limiter's round the reset up to a whole second and
+        # put Retry-After on every response, overwriting the 429's value.
+        headers_enabled=False,
         swallow_errors=True,  # if Redis is briefly away, serve rather than fail every request
         key_prefix="fluxer",
     )
@@ -94,18 +96,24 @@ def install(flask_app: flask.Flask, settings, document: dict) -> Limiter:
             return GLOBAL_BUCKET
         return buckets.get(operation_id(), (operation_id(), ""))[0]
 
+    def reset_after(request_limit) -> float:
+        return max(0.0, request_limit.window.reset_time - time.time())
+
     @flask_app.after_request
-    def add_bucket_headers(response: flask.Response) -> flask.Response:
+    def add_rate_limit_headers(response: flask.Response) -> flask.Response:
         current = limiter.current_limit
         if current is not None:
-            response.headers["X-RateLimit-Reset-After"] = f"{max(0.0, current.reset_at - time.time()):.3f}"
+            response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
+            response.headers["X-RateLimit-Remaining"] = str(current.remaining)
+            response.headers["X-RateLimit-Reset"] = f"{current.window.reset_time:.3f}"
+            response.headers["X-RateLimit-Reset-After"] = f"{reset_after(current):.3f}"
             response.headers["X-RateLimit-Bucket"] = bucket_name(current)
         return response
 
     @flask_app.errorhandler(RateLimitExceeded)
     def too_many_requests(exc: RateLimitExceeded):
         current = limiter.current_limit
-        retry_after = max(0.0, current.reset_at - time.time()) if current else 1.0
+        retry_after = reset_after(current) if current else 1.0
         is_global = current is not None and bucket_name(current) == GLOBAL_BUCKET
         body = {"code": "RATE_LIMITED", "message": "You are being rate limited.",
                 "error": "You are being rate limited.", "retry_after": round(retry_after, 3), "global": is_global}

@@ -28,10 +28,26 @@ class SpecError(ValueError):
     pass
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; in a spec that hides a mistake."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise SpecError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 @functools.cache
 def _load(name: str) -> dict:
     with open(SPEC_DIR / name, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        try:
+            return yaml.load(handle, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        except SpecError as exc:
+            raise SpecError(f"{name}: {exc}") from None
 
 
 def _rewrite_refs(node, current_file: str):

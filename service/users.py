@@ -7,9 +7,9 @@ from sqlalchemy.exc import IntegrityError
 
 from service import accounts, serializers
 from service.auth import Identity
-from service.crypto import keyed_hash, new_backup_code, totp_is_valid, valid_totp_secret
+from service.crypto import keyed_hash, new_backup_code, totp_step, valid_totp_secret
 from service.errors import APIError, field_error, not_found
-from service.models import AuthSession, BackupCode, User, utcnow
+from service.models import AuthSession, BackupCode, LoginTicket, User, utcnow
 
 MAX_SNOWFLAKE = (1 << 63) - 1
 BACKUP_CODE_COUNT = 10
@@ -73,6 +73,7 @@ def update_me(rt, session, identity: Identity, body: dict) -> dict:
         # A new password ends every other session, as users expect after a compromise.
         session.execute(delete(AuthSession).where(AuthSession.user_id == user.id,
                                                   AuthSession.id != identity.session_id))
+        session.execute(delete(LoginTicket).where(LoginTicket.user_id == user.id))  # half-done logins too
     for key in PROFILE_FIELDS:
         if key in body:
             setattr(user, key, body[key])
@@ -107,9 +108,10 @@ def enable_totp(rt, session, identity: Identity, body: dict) -> dict:
     secret = body["secret"].upper().rstrip("=")
     if not valid_totp_secret(secret):
         raise field_error("secret", "INVALID_SECRET", "Not a base32 TOTP secret of at least 80 bits")
-    if not totp_is_valid(secret, body["code"]):
+    step = totp_step(secret, body["code"])
+    if step is None:
         raise field_error("code", "INVALID_MFA_CODE", "Invalid two-factor code")
-    user.totp_secret = secret
+    user.totp_secret, user.totp_last_step = secret, step
     codes = _replace_backup_codes(rt, session, user)
     session.commit()
     return {"backup_codes": [{"code": code, "consumed": False} for code in codes]}
