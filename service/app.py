@@ -97,12 +97,6 @@ def create_app(settings: Settings | None = None) -> EdgeMiddleware:
 
     ratelimit.install(flask_app, settings, document)
 
-    @flask_app.errorhandler(APIError)
-    def api_error(exc: APIError):
-        # Answered inside Flask (not by Connexion's outer handler) so that after_request
-        # hooks still run and handler errors carry the X-RateLimit-* headers too.
-        return flask.Response(json.dumps(exc.body(), separators=(",", ":")), status=exc.status_code,
-                              headers=exc.headers, mimetype="application/json")
     _install_errors(app, settings, method_index(document))
 
     app.add_middleware(FluxerCORSMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,

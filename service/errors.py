@@ -84,6 +84,16 @@ class APIError(Exception):
         body.update(self.extra)
         return body
 
+    def to_json(self) -> str:
+        return json.dumps(self.body(), separators=(",", ":"))
+
+    def flask_response(self):
+        """For errors answered inside Flask, where after_request hooks still add their headers."""
+        import flask
+
+        return flask.Response(self.to_json(), status=self.status_code, headers=self.headers,
+                              mimetype="application/json")
+
 
 def invalid_form(errors: Iterable[FieldError], message: str = "Invalid form body") -> APIError:
     return APIError(400, "INVALID_FORM_BODY", message, errors=errors)
@@ -100,7 +110,7 @@ def not_found(code: str, what: str) -> APIError:
 def error_response(error: APIError) -> ConnexionResponse:
     return ConnexionResponse(
         status_code=error.status_code,
-        body=json.dumps(error.body(), separators=(",", ":")),
+        body=error.to_json(),
         mimetype="application/json",
         content_type="application/json",
         headers=error.headers,
@@ -149,6 +159,9 @@ def install(app, *, expose_traces: bool) -> None:
             error.extra["trace"] = traceback.format_exception(exc)
         return error_response(error)
 
+    # Raised inside a handler: answered by Flask itself, so after_request hooks (rate-limit
+    # headers) still run. Raised in Connexion's layers (security, validation): the handler below.
+    app.app.register_error_handler(APIError, lambda exc: exc.flask_response())
     app.add_error_handler(APIError, api_error)
     app.add_error_handler(ProblemException, problem)
     app.add_error_handler(StarletteHTTPException, problem)

@@ -9,7 +9,6 @@ that turns an escaped exception into the JSON 500 body.
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import re
 import time
@@ -31,7 +30,7 @@ log = logging.getLogger("fluxer.edge")
 
 
 def _error_message(error: APIError, request_id: str) -> tuple[dict, bytes]:
-    body = json.dumps(error.body(), separators=(",", ":")).encode()
+    body = error.to_json().encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                (REQUEST_ID_HEADER, request_id.encode())]
     headers += [(k.lower().encode(), str(v).encode()) for k, v in error.headers.items()]
@@ -183,6 +182,5 @@ class FluxerCORSMiddleware(CORSMiddleware):
             from starlette.responses import Response
 
             error = APIError(403, "FORBIDDEN", "Origin not allowed")
-            return Response(json.dumps(error.body(), separators=(",", ":")), status_code=403,
-                            media_type="application/json")
+            return Response(error.to_json(), status_code=403, media_type="application/json")
         return super().preflight_response(request_headers)

@@ -7,7 +7,6 @@ single process and in Redis (``REDIS_URL``) when several processes must share th
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -16,6 +15,7 @@ from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from limits import parse
 
+from service.errors import APIError
 from service.runtime import client_ip
 
 GLOBAL_LIMIT = "50/second"
@@ -115,10 +115,8 @@ def install(flask_app: flask.Flask, settings, document: dict) -> Limiter:
         current = limiter.current_limit
         retry_after = reset_after(current) if current else 1.0
         is_global = current is not None and bucket_name(current) == GLOBAL_BUCKET
-        body = {"code": "RATE_LIMITED", "message": "You are being rate limited.",
-                "error": "You are being rate limited.", "retry_after": round(retry_after, 3), "global": is_global}
-        response = flask.Response(json.dumps(body, separators=(",", ":")), status=429, mimetype="application/json")
-        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
-        return response
+        return APIError(429, "RATE_LIMITED", "You are being rate limited.",
+                        headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
+                        retry_after=round(retry_after, 3), **{"global": is_global}).flask_response()
 
     return limiter
