@@ -42,15 +42,19 @@ def allocate_node_id(db: Database) -> int:
     return row_id % (MAX_NODE + 1)
 
 
+def allowed_methods(path_item: dict) -> set[str]:
+    methods = {m.upper() for m in spec.HTTP_METHODS if m in path_item}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return methods | {"OPTIONS"}
+
+
 def method_index(document: dict) -> list[tuple[re.Pattern, set[str]]]:
     """For 405 answers: every path template of the API with all its methods."""
     index = []
     for path, item in document["paths"].items():
         pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(API_PREFIX + path))
-        methods = {m.upper() for m in spec.HTTP_METHODS if m in item}
-        if "GET" in methods:
-            methods.add("HEAD")
-        index.append((re.compile(f"^{pattern}/?$"), methods | {"OPTIONS"}))
+        index.append((re.compile(f"^{pattern}/?$"), allowed_methods(item)))
     return index
 
 
@@ -103,11 +107,30 @@ def create_app(settings: Settings | None = None) -> EdgeMiddleware:
                        allow_origins=list(settings.cors_origins), allow_methods=["*"], allow_headers=["*"],
                        expose_headers=EXPOSED_HEADERS, max_age=600)
     app.add_middleware(_RuntimeScope, position=MiddlewarePosition.BEFORE_EXCEPTION, runtime=runtime)
+    literal_paths = {API_PREFIX + path: allowed_methods(item) for path, item in document["paths"].items()
+                     if "{" not in path}
+    app.add_middleware(_LiteralPathMethods, position=MiddlewarePosition.BEFORE_ROUTING, literal_paths=literal_paths)
     server = EdgeMiddleware(app, max_body_bytes=settings.max_body_bytes,
                             expose_traces=settings.env == "development")
     server.connexion = app
     server.runtime = runtime
     return server
+
+
+class _LiteralPathMethods:
+    """`PATCH /oauth2/applications/@me` is a 405, not a bad `{id}`: literal paths win over templates."""
+
+    def __init__(self, app, literal_paths: dict[str, set[str]]):
+        self.app = app
+        self.literal_paths = literal_paths
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            allowed = self.literal_paths.get(scope["path"].rstrip("/") or "/")
+            if allowed is not None and scope["method"] not in allowed:
+                raise APIError(405, "METHOD_NOT_ALLOWED", "Method not allowed",
+                               headers={"Allow": ", ".join(sorted(allowed))})
+        await self.app(scope, receive, send)
 
 
 class _RuntimeScope:

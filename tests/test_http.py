@@ -383,3 +383,27 @@ def test_harness_token(database_url):
         assert allowed.status_code == 200
         assert allowed.json()["count"] == len(allowed.json()["emails"])
         assert client.delete("/test/emails", headers={"X-Test-Token": "harness-secret"}).status_code == 204
+
+
+def test_undeclared_method_on_a_literal_path_is_405_not_a_bad_parameter(client, register):
+    # PATCH is declared on /oauth2/applications/{id}, but "@me" is its own literal path.
+    account = register()
+    response = client.patch("/v1/oauth2/applications/@me", json={}, headers=account.auth)
+    assert response.status_code == 405
+    assert response.json()["code"] == "METHOD_NOT_ALLOWED"
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
+
+
+def test_settings_accept_a_null_custom_status_emoji(client, register):
+    account = register()
+    body = {"custom_status": {"text": "", "expires_at": None, "emoji_id": None, "emoji_name": None}}
+    response = client.patch("/v1/users/@me/settings", json=body, headers=account.auth)
+    assert response.status_code == 200, response.text
+    assert response.json()["custom_status"]["emoji_id"] is None
+
+
+def test_application_redirect_uris_must_be_uris(client, register):
+    account = register()
+    response = client.post("/v1/oauth2/applications", json={"name": "Bot", "redirect_uris": [""]}, headers=account.auth)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["path"].startswith("redirect_uris")
