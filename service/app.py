@@ -3,7 +3,7 @@
 Middleware order, outermost first:
     EdgeMiddleware (request id, /v1 alias, size cap, access log, last-resort 500)
     CORS
-    Connexion: exceptions -> swagger/spec -> routing -> security -> validation -> Flask
+    Connexion: exceptions -> swagger/spec -> MethodGuard -> routing -> security -> validation -> Flask
 """
 
 from __future__ import annotations
@@ -49,15 +49,6 @@ def allowed_methods(path_item: dict) -> set[str]:
     return methods | {"OPTIONS"}
 
 
-def method_index(document: dict) -> list[tuple[re.Pattern, set[str]]]:
-    """For 405 answers: every path template of the API with all its methods."""
-    index = []
-    for path, item in document["paths"].items():
-        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(API_PREFIX + path))
-        index.append((re.compile(f"^{pattern}/?$"), allowed_methods(item)))
-    return index
-
-
 def create_app(settings: Settings | None = None) -> EdgeMiddleware:
     settings = settings or load_settings()
     logs.configure()
@@ -84,8 +75,6 @@ def create_app(settings: Settings | None = None) -> EdgeMiddleware:
 
     flask_app = app.app
     flask_app.extensions[EXTENSION_KEY] = runtime
-    flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    flask_app.json.sort_keys = False
 
     @flask_app.get(f"{API_PREFIX}/openapi.json")
     def openapi_json():
@@ -100,16 +89,13 @@ def create_app(settings: Settings | None = None) -> EdgeMiddleware:
         db.remove()
 
     ratelimit.install(flask_app, settings, document)
-
-    _install_errors(app, settings, method_index(document))
+    errors.install(app, expose_traces=settings.env == "development")
 
     app.add_middleware(FluxerCORSMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        allow_origins=list(settings.cors_origins), allow_methods=["*"], allow_headers=["*"],
                        expose_headers=EXPOSED_HEADERS, max_age=600)
     app.add_middleware(_RuntimeScope, position=MiddlewarePosition.BEFORE_EXCEPTION, runtime=runtime)
-    literal_paths = {API_PREFIX + path: allowed_methods(item) for path, item in document["paths"].items()
-                     if "{" not in path}
-    app.add_middleware(_LiteralPathMethods, position=MiddlewarePosition.BEFORE_ROUTING, literal_paths=literal_paths)
+    app.add_middleware(MethodGuard, position=MiddlewarePosition.BEFORE_ROUTING, paths=document["paths"])
     server = EdgeMiddleware(app, max_body_bytes=settings.max_body_bytes,
                             expose_traces=settings.env == "development")
     server.connexion = app
@@ -117,16 +103,25 @@ def create_app(settings: Settings | None = None) -> EdgeMiddleware:
     return server
 
 
-class _LiteralPathMethods:
-    """`PATCH /oauth2/applications/@me` is a 405, not a bad `{id}`: literal paths win over templates."""
+class MethodGuard:
+    """405 with the complete Allow list, decided from the spec before routing.
 
-    def __init__(self, app, literal_paths: dict[str, set[str]]):
+    Literal paths are tried before templates, as routing does: ``PATCH /oauth2/applications/@me``
+    is a 405, not an ``{id}`` that fails validation.
+    """
+
+    def __init__(self, app, paths: dict):
+        routes = [("{" in path, API_PREFIX + path, allowed_methods(item)) for path, item in paths.items()]
+        routes.append((False, f"{API_PREFIX}/openapi.json", {"GET", "HEAD", "OPTIONS"}))
         self.app = app
-        self.literal_paths = literal_paths
+        self.routes = [
+            (re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "/?$"), methods)
+            for _templated, path, methods in sorted(routes, key=lambda route: route[0])
+        ]
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            allowed = self.literal_paths.get(scope["path"].rstrip("/") or "/")
+            allowed = next((methods for pattern, methods in self.routes if pattern.match(scope["path"])), None)
             if allowed is not None and scope["method"] not in allowed:
                 raise APIError(405, "METHOD_NOT_ALLOWED", "Method not allowed",
                                headers={"Allow": ", ".join(sorted(allowed))})
@@ -144,15 +139,3 @@ class _RuntimeScope:
         if scope["type"] in ("http", "websocket"):
             scope[SCOPE_KEY] = self.runtime
         await self.app(scope, receive, send)
-
-
-def _install_errors(app: FlaskApp, settings: Settings, methods) -> None:
-    errors.install(app, expose_traces=settings.env == "development")
-
-    def method_not_allowed(request, exc):
-        path = request.url.path
-        allowed = next((m for pattern, m in methods if pattern.match(path)), set())
-        return errors.error_response(APIError(405, "METHOD_NOT_ALLOWED", "Method not allowed",
-                                              headers={"Allow": ", ".join(sorted(allowed))}))
-
-    app.add_error_handler(405, method_not_allowed)

@@ -16,6 +16,7 @@ import traceback
 import uuid
 
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 
 from service.errors import APIError
 
@@ -95,6 +96,7 @@ class EdgeMiddleware:
                     await reply(APIError(400, "BAD_REQUEST", "Invalid Content-Length"))
                     return
                 if int(declared) > self.max_body_bytes:
+                    # The server frames the body by this length, so checking it caps the body.
                     await reply(BodyTooLarge(self.max_body_bytes))
                     return
             elif b"transfer-encoding" in headers:
@@ -104,7 +106,7 @@ class EdgeMiddleware:
                 scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"transfer-encoding"]
                 scope["headers"].append((b"content-length", str(len(body)).encode()))
                 receive = self._replay(body, receive)
-            await self.app(scope, self._capped(receive), send_with_id)
+            await self.app(scope, receive, send_with_id)
         except Exception as exc:
             if isinstance(exc, APIError):
                 error = exc
@@ -156,22 +158,6 @@ class EdgeMiddleware:
 
         return wrapped
 
-    def _capped(self, receive):
-        """Counts streamed body bytes, for clients that send no Content-Length."""
-        seen = 0
-        limit = self.max_body_bytes
-
-        async def wrapped():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
-        return wrapped
-
 
 class FluxerCORSMiddleware(CORSMiddleware):
     """Starlette's CORS, except that a refused preflight gets our JSON error and no CORS headers."""
@@ -179,8 +165,6 @@ class FluxerCORSMiddleware(CORSMiddleware):
     def preflight_response(self, request_headers):
         origin = request_headers.get("origin", "")
         if not self.is_allowed_origin(origin):
-            from starlette.responses import Response
-
             error = APIError(403, "FORBIDDEN", "Origin not allowed")
             return Response(error.to_json(), status_code=403, media_type="application/json")
         return super().preflight_response(request_headers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 
+import connexion
 import flask
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
@@ -17,6 +18,7 @@ from limits import parse
 
 from service.errors import APIError
 from service.runtime import client_ip
+from service.spec import operations
 
 GLOBAL_LIMIT = "50/second"
 GLOBAL_BUCKET = "global"
@@ -33,8 +35,6 @@ def _scaled(limit: str, factor: int) -> str:
 
 def route_buckets(document: dict) -> dict[str, tuple[str, str]]:
     """operationId -> (bucket name, limit) for every operation of the bundled spec."""
-    from service.spec import operations
-
     buckets = {}
     for _method, _path, operation in operations(document):
         declared = operation.get(RATELIMIT_KEY) or {}
@@ -43,27 +43,17 @@ def route_buckets(document: dict) -> dict[str, tuple[str, str]]:
     return buckets
 
 
-def endpoint_operations(flask_app: flask.Flask, operation_ids) -> dict[str, str]:
-    """Flask endpoint name -> operationId. Connexion names endpoints after the handler's import path."""
-    found = {}
-    for rule in flask_app.url_map.iter_rules():
-        for operation_id in operation_ids:
-            # Longest match wins: "current_user" must not claim "handlers_users_get_current_user".
-            if rule.endpoint.endswith("_" + operation_id) and len(operation_id) > len(found.get(rule.endpoint, "")):
-                found[rule.endpoint] = operation_id
-    return found
-
-
 def install(flask_app: flask.Flask, settings, document: dict) -> Limiter:
     factor = DEVELOPMENT_FACTOR if settings.env == "development" else 1
     buckets = route_buckets(document)
 
-    endpoints: dict[str, str] = {}
-
     def operation_id() -> str:
-        if not endpoints:  # Connexion registers the Flask routes when it serves its first request
-            endpoints.update(endpoint_operations(flask_app, buckets))
-        return endpoints.get(flask.request.endpoint or "", "")
+        """The spec's operationId of this request; "" for the few routes outside the spec."""
+        try:
+            resolved = connexion.context.operation.operation_id  # "handlers.<module>.<operationId>"
+        except RuntimeError:
+            return ""
+        return resolved.rsplit(".", 1)[-1]
 
     def route_limit() -> str:
         return _scaled(buckets.get(operation_id(), ("", DEFAULT_ROUTE_LIMIT))[1], factor)
