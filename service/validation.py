@@ -13,6 +13,8 @@ import threading
 import typing as t
 
 from connexion.datastructures import MediaTypeDict
+from connexion.exceptions import ExtraParameterProblem
+from connexion.json_schema import Draft4RequestValidator
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
 from jsonschema import Draft4Validator, FormatChecker, ValidationError
 
@@ -55,7 +57,7 @@ def compiled(schema: dict, validator_class=Draft4Validator) -> Draft4Validator:
     return entry[1]
 
 
-def _field_errors(errors: t.Iterable[ValidationError], prefix: str = "") -> list[FieldError]:
+def _field_errors(errors: t.Iterable[ValidationError]) -> list[FieldError]:
     found: dict[tuple[str, str], FieldError] = {}
     for error in errors:
         parts = [str(p) for p in error.absolute_path]
@@ -64,12 +66,12 @@ def _field_errors(errors: t.Iterable[ValidationError], prefix: str = "") -> list
                 if name not in error.instance:
                     path = ".".join([*parts, name])
                     found.setdefault((path, "required"), FieldError(
-                        prefix + path, KEYWORD_CODES["required"], "This field is required"))
+                        path, KEYWORD_CODES["required"], "This field is required"))
             continue
         path = ".".join(parts)
         key = (path, str(error.validator))
         if key not in found:
-            found[key] = FieldError(prefix + path, KEYWORD_CODES.get(str(error.validator), "BASE_TYPE_INVALID"),
+            found[key] = FieldError(path, KEYWORD_CODES.get(str(error.validator), "BASE_TYPE_INVALID"),
                                     error.message[:300])
         if len(found) >= MAX_REPORTED_ERRORS:
             break
@@ -79,8 +81,6 @@ def _field_errors(errors: t.Iterable[ValidationError], prefix: str = "") -> list
 class JSONBodyValidator(JSONRequestBodyValidator):
     @property
     def _validator(self):
-        from connexion.json_schema import Draft4RequestValidator
-
         return compiled(self._schema, Draft4RequestValidator)
 
     async def _parse(self, stream, scope) -> t.Any:
@@ -118,8 +118,6 @@ class AllErrorsParameterValidator(ParameterValidator):
         return [FieldError(name, e.code, e.message) for e in errors]
 
     def validate_request(self, request) -> None:
-        from connexion.exceptions import ExtraParameterProblem
-
         if self.strict_validation:
             extra = self.validate_query_parameter_list(request, security_params=self.security_query_params)
             if extra:
