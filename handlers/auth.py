@@ -2,22 +2,22 @@
 
 from service import accounts
 from service.auth import Identity
-from service.runtime import client_ip, current
+from service.runtime import client, current
 
 
 def register_account(body):
     rt = current()
-    return accounts.register(rt, rt.db.session, body, client_ip()), 200
+    return accounts.register(rt, rt.db.session, body, client()), 200
 
 
 def login_user(body):
     rt = current()
-    return accounts.login(rt, rt.db.session, body, client_ip()), 200
+    return accounts.login(rt, rt.db.session, body, client()), 200
 
 
 def login_with_totp(body):
     rt = current()
-    return accounts.login_with_totp(rt, rt.db.session, body, client_ip()), 200
+    return accounts.login_with_totp(rt, rt.db.session, body, client()), 200
 
 
 def logout_user(token_info):
@@ -56,6 +56,6 @@ def resend_ip_authorization(body):
 
 def poll_ip_authorization(ticket):
     rt = current()
-    return accounts.poll_ip_authorization(rt, rt.db.session, ticket), 200
+    return accounts.poll_ip_authorization(rt, rt.db.session, ticket, client()), 200
 
 

@@ -20,6 +20,7 @@ from service.crypto import (
 )
 from service.errors import APIError, FieldError, field_error, invalid_form
 from service.models import AuthorizedIp, AuthSession, BackupCode, LoginTicket, User, utcnow
+from service.runtime import Client
 
 MAX_DISCRIMINATOR = 9999
 MFA_TICKET_TTL = timedelta(minutes=5)
@@ -56,30 +57,32 @@ def pick_discriminator(session, username: str, wanted: int | None = None) -> int
 
 
 def username_suggestions(session, global_name: str, limit: int = 10) -> list[str]:
+    """Usernames with a free tag left; names differing only in case share tags, so one of each."""
     base = username_from(global_name)
-    candidates = [base, base.replace("_", ""), base.lower()]
-    candidates += [f"{base[:28]}_{n}" for n in range(1, 20)]
-    suggestions: list[str] = []
-    for candidate in candidates:
-        if candidate and candidate not in suggestions and len(taken_discriminators(session, candidate)) < MAX_DISCRIMINATOR:
-            suggestions.append(candidate)
-        if len(suggestions) >= limit:
-            break
-    return suggestions
+    candidates: dict[str, str] = {}
+    for candidate in [base, base.replace("_", ""), *(f"{base[:28]}_{n}" for n in range(1, 20))]:
+        if candidate:
+            candidates.setdefault(candidate.lower(), candidate)
+    full = set(session.scalars(
+        select(User.username_key).where(User.username_key.in_(candidates))
+        .group_by(User.username_key).having(func.count() >= MAX_DISCRIMINATOR)
+    ))
+    return [name for key, name in candidates.items() if key not in full][:limit]
 
 
 def tag_taken(session, username: str, discriminator: str) -> bool:
-    return int(discriminator) in taken_discriminators(session, username)
+    return session.scalar(select(
+        select(User.id).where(User.username_key == username.lower(), User.discriminator == int(discriminator)).exists()
+    ))
 
 
 # ---- sessions --------------------------------------------------------------------------
 
-def start_session(rt, session, user: User, client_ip: str, client_info: dict | None = None) -> str:
+def start_session(rt, session, user: User, client: Client) -> str:
     token = new_session_token()
-    info = client_info or {}
     session.add(AuthSession(
-        id=rt.new_id(), user_id=user.id, token_hash=sha256_hex(token), client_ip=client_ip,
-        platform=info.get("platform"), os=info.get("os"), browser=info.get("browser"),
+        id=rt.new_id(), user_id=user.id, token_hash=sha256_hex(token), client_ip=client.ip,
+        platform=client.platform, os=client.os, browser=client.browser,
     ))
     return token
 
@@ -156,7 +159,7 @@ def check_mfa_code(rt, session, user: User, code: str) -> bool:
 
 # ---- register and login ----------------------------------------------------------------
 
-def register(rt, session, body: dict, client_ip: str) -> dict:
+def register(rt, session, body: dict, client: Client) -> dict:
     email = body["email"].strip().lower()
     username = body.get("username") or username_from(body.get("global_name"))
     errors = []
@@ -184,13 +187,13 @@ def register(rt, session, body: dict, client_ip: str) -> dict:
             # Another registration took the same tag at the same moment: pick again.
     else:
         raise field_error("username", "USERNAME_NOT_AVAILABLE", "Could not find a free tag for this username")
-    authorize_address(session, user.id, client_ip)
-    token = start_session(rt, session, user, client_ip)
+    authorize_address(session, user.id, client.ip)
+    token = start_session(rt, session, user, client)
     session.commit()
     return token_response(token, user)
 
 
-def login(rt, session, body: dict, client_ip: str) -> dict:
+def login(rt, session, body: dict, client: Client) -> dict:
     email = body["email"].strip().lower()
     user = session.scalar(select(User).where(User.email == email, User.bot.is_(False)))
     if user is None:
@@ -201,22 +204,22 @@ def login(rt, session, body: dict, client_ip: str) -> dict:
             FieldError("password", "INVALID_LOGIN", "Email or password is incorrect"),
         ])
     if user.mfa_enabled:
-        ticket = _new_ticket(session, "mfa", user, client_ip, MFA_TICKET_TTL)
+        ticket = _new_ticket(session, "mfa", user, client.ip, MFA_TICKET_TTL)
         session.commit()
         return {"mfa": True, "ticket": ticket, "allowed_methods": ["totp"], "totp": True, "webauthn": False}
-    if session.get(AuthorizedIp, (user.id, client_ip)) is None:
-        ticket = _new_ticket(session, "ip", user, client_ip, IP_TICKET_TTL)
+    if session.get(AuthorizedIp, (user.id, client.ip)) is None:
+        ticket = _new_ticket(session, "ip", user, client.ip, IP_TICKET_TTL)
         row = session.get(LoginTicket, sha256_hex(ticket))
         _send_ip_authorization(rt, session, user, row)
         session.commit()
         raise APIError(403, "IP_AUTHORIZATION_REQUIRED", "Authorize this new location from the link in your email",
                        ticket=ticket, email=_mask_email(user.email))
-    token = start_session(rt, session, user, client_ip)
+    token = start_session(rt, session, user, client)
     session.commit()
     return token_response(token, user)
 
 
-def login_with_totp(rt, session, body: dict, client_ip: str) -> dict:
+def login_with_totp(rt, session, body: dict, client: Client) -> dict:
     ticket = _live_ticket(session, "mfa", body["ticket"])
     user = session.get(User, ticket.user_id)
     if user is None or not user.mfa_enabled or not check_mfa_code(rt, session, user, body["code"]):
@@ -224,8 +227,8 @@ def login_with_totp(rt, session, body: dict, client_ip: str) -> dict:
         raise field_error("code", "INVALID_MFA_CODE", "Invalid two-factor code")
     if not _consume(session, ticket):
         raise field_error("ticket", "INVALID_TOKEN", "This login ticket was already used")
-    authorize_address(session, user.id, client_ip)
-    token = start_session(rt, session, user, client_ip)
+    authorize_address(session, user.id, client.ip)
+    token = start_session(rt, session, user, client)
     session.commit()
     return token_response(token, user)
 
@@ -242,12 +245,12 @@ def authorize_ip(session, email_token: str) -> None:
     session.commit()
 
 
-def poll_ip_authorization(rt, session, ticket_value: str) -> dict:
+def poll_ip_authorization(rt, session, ticket_value: str, client: Client) -> dict:
     ticket = _live_ticket(session, "ip", ticket_value, allow_consumed=True)
     if not ticket.completed or ticket.consumed or not _consume(session, ticket):
         return {"completed": ticket.completed, "token": None, "user_id": None, "user": None}
     user = session.get(User, ticket.user_id)
-    token = start_session(rt, session, user, ticket.client_ip)
+    token = start_session(rt, session, user, client)
     session.commit()
     return {"completed": True, **token_response(token, user)}
 

@@ -10,6 +10,7 @@ from service.config import Settings
 from service.crypto import PasswordHashing
 from service.db import Database
 from service.mail import Mailer
+from service.net import client_address
 from service.snowflake import SnowflakeGenerator
 
 EXTENSION_KEY = "fluxer"
@@ -32,17 +33,26 @@ def current() -> Runtime:
     return flask.current_app.extensions[EXTENSION_KEY]
 
 
+@dataclass(frozen=True)
+class Client:
+    """Who is on the other end of this request: address and a coarse device description."""
+
+    ip: str
+    platform: str | None = None
+    os: str | None = None
+    browser: str | None = None
+
+
 def client_ip() -> str:
     """The caller's address for this request (see service.net for the proxy rules)."""
-    from service.net import client_address
-
     request = flask.request
     return client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), current().settings)
 
 
-def client_info() -> dict:
-    """What the session list shows about the device: taken from the User-Agent, coarsely."""
+def client() -> Client:
+    """The caller, with what the session list shows about the device (from the User-Agent)."""
     agent = flask.request.headers.get("User-Agent", "")
     browser = next((b for b in ("Firefox", "Edg", "Chrome", "Safari") if b in agent), None)
     os_name = next((o for o in ("Windows", "Mac OS", "Android", "iPhone", "Linux") if o in agent), None)
-    return {"platform": "web" if browser else None, "os": os_name, "browser": {"Edg": "Edge"}.get(browser, browser)}
+    return Client(ip=client_ip(), platform="web" if browser else None, os=os_name,
+                  browser={"Edg": "Edge"}.get(browser, browser))

@@ -472,3 +472,20 @@ def test_sso_status(client):
     response = client.get("/v1/auth/sso/status")
     assert response.status_code == 200
     assert response.json() == {"enabled": False, "enforced": False, "display_name": None, "redirect_uri": ""}
+
+
+def test_sessions_describe_the_device_that_logged_in(client, register):
+    account = register()
+    agent = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
+    token = client.post("/v1/auth/login", json={"email": account.email, "password": PASSWORD},
+                        headers={"X-Forwarded-For": account.ip, "User-Agent": agent}).json()["token"]
+    sessions = client.get("/v1/auth/sessions", headers={"Authorization": token, "X-Forwarded-For": account.ip}).json()
+    current = next(s for s in sessions if s["current"])
+    assert current["client_info"] == {"platform": "web", "os": "Linux", "browser": "Firefox", "location": None}
+
+
+def test_username_suggestions_offer_one_spelling_per_case_insensitive_name(client):
+    # "River" and "river" share one tag space; offering both would be offering the same thing twice.
+    suggestions = client.post("/v1/auth/username-suggestions", json={"global_name": "River"}).json()["suggestions"]
+    assert suggestions[0] == "River"
+    assert len({s.lower() for s in suggestions}) == len(suggestions)
