@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from datetime import timedelta
@@ -159,20 +160,24 @@ def check_mfa_code(rt, session, user: User, code: str) -> bool:
 
 # ---- register and login ----------------------------------------------------------------
 
+def _email_taken(session, email: str) -> APIError | None:
+    if session.scalar(select(select(User.id).where(User.email == email).exists())):
+        return field_error("email", "EMAIL_ALREADY_REGISTERED", "Email is already registered")
+    return None
+
+
 def register(rt, session, body: dict, client: Client) -> dict:
     email = body["email"].strip().lower()
     username = body.get("username") or username_from(body.get("global_name"))
-    errors = []
-    if session.scalar(select(func.count()).select_from(User).where(User.email == email)):
-        errors.append(FieldError("email", "EMAIL_ALREADY_REGISTERED", "Email is already registered"))
-    if errors:
-        raise invalid_form(errors)
+    if taken := _email_taken(session, email):
+        raise taken
     now = utcnow()
+    password_hash = rt.passwords.hash(body["password"])
     for _attempt in range(5):
         user = User(
             id=rt.new_id(), username=username, username_key=username.lower(),
             discriminator=pick_discriminator(session, username), global_name=body.get("global_name"),
-            email=email, password_hash=rt.passwords.hash(body["password"]), password_changed_at=now,
+            email=email, password_hash=password_hash, password_changed_at=now,
             date_of_birth=body.get("date_of_birth"), terms_agreed_at=now if body.get("consent") else None,
             settings={"theme": body["theme"]} if body.get("theme") else {},
         )
@@ -182,8 +187,8 @@ def register(rt, session, body: dict, client: Client) -> dict:
             break
         except IntegrityError:
             session.rollback()
-            if session.scalar(select(func.count()).select_from(User).where(User.email == email)):
-                raise field_error("email", "EMAIL_ALREADY_REGISTERED", "Email is already registered") from None
+            if taken := _email_taken(session, email):  # the same email registered a moment ago
+                raise taken from None
             # Another registration took the same tag at the same moment: pick again.
     else:
         raise field_error("username", "USERNAME_NOT_AVAILABLE", "Could not find a free tag for this username")
@@ -204,12 +209,11 @@ def login(rt, session, body: dict, client: Client) -> dict:
             FieldError("password", "INVALID_LOGIN", "Email or password is incorrect"),
         ])
     if user.mfa_enabled:
-        ticket = _new_ticket(session, "mfa", user, client.ip, MFA_TICKET_TTL)
+        ticket, _row = _new_ticket(session, "mfa", user, client.ip, MFA_TICKET_TTL)
         session.commit()
         return {"mfa": True, "ticket": ticket, "allowed_methods": ["totp"], "totp": True, "webauthn": False}
     if session.get(AuthorizedIp, (user.id, client.ip)) is None:
-        ticket = _new_ticket(session, "ip", user, client.ip, IP_TICKET_TTL)
-        row = session.get(LoginTicket, sha256_hex(ticket))
+        ticket, row = _new_ticket(session, "ip", user, client.ip, IP_TICKET_TTL)
         _send_ip_authorization(rt, session, user, row)
         session.commit()
         raise APIError(403, "IP_AUTHORIZATION_REQUIRED", "Authorize this new location from the link in your email",
@@ -260,15 +264,19 @@ def resend_ip_authorization(rt, session, ticket_value: str) -> None:
     if ticket.completed:
         return
     if ticket.sends >= IP_RESEND_LIMIT:
-        raise APIError(429, "IP_AUTHORIZATION_RESEND_LIMIT_EXCEEDED", "Too many emails for this login",
-                       retry_after=int((ticket.expires_at - utcnow()).total_seconds()), **{"global": False})
+        raise _retry_later("IP_AUTHORIZATION_RESEND_LIMIT_EXCEEDED", "Too many emails for this login",
+                           (ticket.expires_at - utcnow()).total_seconds())
     wait = (ticket.last_sent_at + IP_RESEND_COOLDOWN - utcnow()).total_seconds() if ticket.last_sent_at else 0
     if wait > 0:
-        raise APIError(429, "IP_AUTHORIZATION_RESEND_COOLDOWN", "Wait before asking for another email",
-                       headers={"Retry-After": str(int(wait) + 1)}, retry_after=round(wait, 3),
-                       **{"global": False})
+        raise _retry_later("IP_AUTHORIZATION_RESEND_COOLDOWN", "Wait before asking for another email", wait)
     _send_ip_authorization(rt, session, session.get(User, ticket.user_id), ticket)
     session.commit()
+
+
+def _retry_later(code: str, message: str, seconds: float) -> APIError:
+    """A 429 in the shape of the rate-limit body, for limits that are rules rather than rates."""
+    return APIError(429, code, message, headers={"Retry-After": str(math.ceil(seconds))},
+                    retry_after=round(seconds, 3), **{"global": False})
 
 
 def _send_ip_authorization(rt, session, user: User, ticket: LoginTicket) -> None:
@@ -286,12 +294,14 @@ def _send_ip_authorization(rt, session, user: User, ticket: LoginTicket) -> None
 
 # ---- tickets ---------------------------------------------------------------------------
 
-def _new_ticket(session, kind: str, user: User, client_ip: str, ttl: timedelta) -> str:
+def _new_ticket(session, kind: str, user: User, client_ip: str, ttl: timedelta) -> tuple[str, LoginTicket]:
+    """(the ticket to give the client, its stored row); only the ticket's hash is stored."""
     ticket = new_secret(24)
-    session.add(LoginTicket(ticket_hash=sha256_hex(ticket), kind=kind, user_id=user.id, client_ip=client_ip,
-                            expires_at=utcnow() + ttl))
+    row = LoginTicket(ticket_hash=sha256_hex(ticket), kind=kind, user_id=user.id, client_ip=client_ip,
+                      expires_at=utcnow() + ttl)
+    session.add(row)
     session.flush()
-    return ticket
+    return ticket, row
 
 
 def _live_ticket(session, kind: str, value: str, *, allow_consumed: bool = False) -> LoginTicket:
