@@ -43,10 +43,12 @@ def allocate_node_id(db: Database) -> int:
 
 
 def allowed_methods(path_item: dict) -> set[str]:
+    """What a path serves: its declared methods, and HEAD wherever GET is (routing answers it).
+    OPTIONS is not among them: CORS preflights are answered before routing, plain OPTIONS is a 405."""
     methods = {m.upper() for m in spec.HTTP_METHODS if m in path_item}
     if "GET" in methods:
         methods.add("HEAD")
-    return methods | {"OPTIONS"}
+    return methods
 
 
 def create_app(settings: Settings | None = None) -> EdgeMiddleware:
@@ -112,7 +114,7 @@ class MethodGuard:
 
     def __init__(self, app, paths: dict):
         routes = [("{" in path, API_PREFIX + path, allowed_methods(item)) for path, item in paths.items()]
-        routes.append((False, f"{API_PREFIX}/openapi.json", {"GET", "HEAD", "OPTIONS"}))
+        routes.append((False, f"{API_PREFIX}/openapi.json", {"GET", "HEAD"}))
         self.app = app
         self.routes = [
             (re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "/?$"), methods)

@@ -391,7 +391,15 @@ def test_undeclared_method_on_a_literal_path_is_405_not_a_bad_parameter(client, 
     response = client.patch("/v1/oauth2/applications/@me", json={}, headers=account.auth)
     assert response.status_code == 405
     assert response.json()["code"] == "METHOD_NOT_ALLOWED"
-    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert response.headers["Allow"] == "GET, HEAD"
+
+
+def test_plain_options_is_405_with_the_complete_allow(client, register):
+    # Not a CORS preflight (no Origin): Connexion's own answer would list only "HEAD, GET".
+    account = register()
+    response = client.options("/v1/users/@me", headers=account.auth)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD, PATCH"
 
 
 def test_settings_accept_a_null_custom_status_emoji(client, register):
