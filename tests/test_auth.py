@@ -227,14 +227,19 @@ def test_ip_authorization_rejects_bad_tokens_and_tickets(client):
 
 def _enable_totp(client, account) -> tuple[str, list[str]]:
     secret = pyotp.random_base32()
-    # The previous step's code (still inside the window): the current one stays unspent for the test.
     response = client.post("/v1/users/@me/mfa/totp/enable", headers=account.auth, json={
-        "secret": secret, "code": pyotp.TOTP(secret).at(time.time() - 30), "password": PASSWORD})
+        "secret": secret, "code": pyotp.TOTP(secret).now(), "password": PASSWORD})
     assert response.status_code == 200, response.text
     codes = [item["code"] for item in response.json()["backup_codes"]]
     assert len(codes) == 10 and len(set(codes)) == 10
     assert all(item["consumed"] is False for item in response.json()["backup_codes"])
     return secret, codes
+
+
+def next_code(secret: str) -> str:
+    """A code the server has not accepted yet: enabling spent the current step, and the next step
+    is inside the window whichever side of a 30-second boundary the server checks it on."""
+    return pyotp.TOTP(secret).at(time.time() + 30)
 
 
 def _mfa_ticket(client, account, ip=None) -> str:
@@ -249,7 +254,7 @@ def test_totp_enable_needs_password_and_a_valid_code(client, register):
     account = register()
     secret = pyotp.random_base32()
     no_password = client.post("/v1/users/@me/mfa/totp/enable", headers=account.auth,
-                              json={"secret": secret, "code": pyotp.TOTP(secret).now()})
+                              json={"secret": secret, "code": next_code(secret)})
     assert no_password.status_code == 403
     assert no_password.json()["code"] == "SUDO_MODE_REQUIRED"
     bad_code = client.post("/v1/users/@me/mfa/totp/enable", headers=account.auth,
@@ -276,7 +281,7 @@ def test_totp_login_flow(client, register):
     assert wrong.status_code == 400
     assert _error_paths(wrong) == {"code": "INVALID_MFA_CODE"}
 
-    done = client.post("/v1/auth/login/mfa/totp", json={"ticket": body["ticket"], "code": pyotp.TOTP(secret).now()},
+    done = client.post("/v1/auth/login/mfa/totp", json={"ticket": body["ticket"], "code": next_code(secret)},
                        headers={"X-Forwarded-For": account.ip})
     assert done.status_code == 200, done.text
     token = done.json()["token"]
@@ -284,14 +289,14 @@ def test_totp_login_flow(client, register):
     assert client.get("/v1/users/@me", headers={"Authorization": token}).status_code == 200
 
     # A ticket finishes one login only.
-    again = client.post("/v1/auth/login/mfa/totp", json={"ticket": body["ticket"], "code": pyotp.TOTP(secret).now()})
+    again = client.post("/v1/auth/login/mfa/totp", json={"ticket": body["ticket"], "code": next_code(secret)})
     assert again.status_code == 400
 
 
 def test_a_totp_code_is_accepted_once(client, register):
     account = register()
     secret, _codes = _enable_totp(client, account)
-    code = pyotp.TOTP(secret).now()
+    code = next_code(secret)
     first = client.post("/v1/auth/login/mfa/totp", json={"ticket": _mfa_ticket(client, account), "code": code},
                         headers={"X-Forwarded-For": account.ip})
     assert first.status_code == 200, first.text
@@ -312,7 +317,7 @@ def test_mfa_skips_ip_authorization_and_authorizes_the_address(client, register)
     secret, _codes = _enable_totp(client, account)
     new_ip = unique_ip()
     ticket = _mfa_ticket(client, account, ip=new_ip)
-    done = client.post("/v1/auth/login/mfa/totp", json={"ticket": ticket, "code": pyotp.TOTP(secret).now()},
+    done = client.post("/v1/auth/login/mfa/totp", json={"ticket": ticket, "code": next_code(secret)},
                        headers={"X-Forwarded-For": new_ip})
     assert done.status_code == 200, done.text
     assert outbox(client, account.email) == []
@@ -324,7 +329,7 @@ def test_login_tickets_only_work_for_their_own_step(client, register):
     ip_ticket = login(client, ip_account.email, unique_ip()).json()["ticket"]
     mfa_ticket = _mfa_ticket(client, mfa_account)
 
-    as_mfa = client.post("/v1/auth/login/mfa/totp", json={"ticket": ip_ticket, "code": pyotp.TOTP(secret).now()})
+    as_mfa = client.post("/v1/auth/login/mfa/totp", json={"ticket": ip_ticket, "code": next_code(secret)})
     assert as_mfa.status_code == 400
     assert _error_paths(as_mfa) == {"ticket": "INVALID_TOKEN"}
     as_ip = client.get("/v1/auth/ip-authorization/poll", params={"ticket": mfa_ticket})
@@ -361,12 +366,12 @@ def test_totp_disable_needs_a_valid_code(client, register):
     assert client.get("/v1/users/@me", headers=account.auth).json()["mfa_enabled"] is True
 
     no_password = client.post("/v1/users/@me/mfa/totp/disable", headers=account.auth,
-                              json={"code": pyotp.TOTP(secret).now()})
+                              json={"code": next_code(secret)})
     assert no_password.status_code == 403
     assert no_password.json()["code"] == "SUDO_MODE_REQUIRED"
 
     ok = client.post("/v1/users/@me/mfa/totp/disable", headers=account.auth,
-                     json={"code": pyotp.TOTP(secret).now(), "password": PASSWORD})
+                     json={"code": next_code(secret), "password": PASSWORD})
     assert ok.status_code == 204
     assert client.get("/v1/users/@me", headers=account.auth).json()["mfa_enabled"] is False
 
@@ -375,7 +380,7 @@ def test_totp_disable_needs_a_valid_code(client, register):
     assert plain.json()["token"].startswith("flx_")
 
     again = client.post("/v1/users/@me/mfa/totp/disable", headers=account.auth,
-                        json={"code": pyotp.TOTP(secret).now(), "password": PASSWORD})
+                        json={"code": next_code(secret), "password": PASSWORD})
     assert again.status_code == 400
     assert again.json()["code"] == "TWO_FA_NOT_ENABLED"
 
