@@ -2,14 +2,13 @@
 
 Middleware order, outermost first:
     EdgeMiddleware (request id, /v1 alias, size cap, access log, last-resort 500)
-    CORS
-    Connexion: exceptions -> swagger/spec -> MethodGuard -> routing -> security -> validation -> Flask
+    CORS -> RouteResolver -> RateLimitMiddleware -> MethodGuard
+    Connexion: exceptions -> swagger/spec -> routing -> security -> validation -> Flask
 """
 
 from __future__ import annotations
 
 import json
-import re
 
 import flask
 from connexion import FlaskApp
@@ -18,15 +17,16 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from sqlalchemy import insert
 
-from service import errors, logs, ratelimit, spec
+from service import errors, logs, spec
 from service.auth import SCOPE_KEY
 from service.config import Settings, load_settings
 from service.crypto import PasswordHashing
 from service.db import Database
-from service.errors import APIError
 from service.mail import Mailer
 from service.middleware import API_PREFIX, EdgeMiddleware, FluxerCORSMiddleware, request_id_var
 from service.models import IdNode
+from service.ratelimit import RateLimitMiddleware
+from service.routes import MethodGuard, RouteResolver, RouteTable
 from service.runtime import EXTENSION_KEY, Runtime
 from service.snowflake import MAX_NODE, SnowflakeGenerator
 from service.validation import VALIDATORS
@@ -40,15 +40,6 @@ def allocate_node_id(db: Database) -> int:
     with db.engine.begin() as connection:
         row_id = connection.execute(insert(IdNode).returning(IdNode.id)).scalar_one()
     return row_id % (MAX_NODE + 1)
-
-
-def allowed_methods(path_item: dict) -> set[str]:
-    """What a path serves: its declared methods, and HEAD wherever GET is (routing answers it).
-    OPTIONS is not among them: CORS preflights are answered before routing, plain OPTIONS is a 405."""
-    methods = {m.upper() for m in spec.HTTP_METHODS if m in path_item}
-    if "GET" in methods:
-        methods.add("HEAD")
-    return methods
 
 
 def create_app(settings: Settings | None = None) -> EdgeMiddleware:
@@ -90,44 +81,23 @@ def create_app(settings: Settings | None = None) -> EdgeMiddleware:
     def release_session(_exc):
         db.remove()
 
-    ratelimit.install(flask_app, settings, document)
     errors.install(app, expose_traces=settings.env == "development")
 
     app.add_middleware(FluxerCORSMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        allow_origins=list(settings.cors_origins), allow_methods=["*"], allow_headers=["*"],
                        expose_headers=EXPOSED_HEADERS, max_age=600)
     app.add_middleware(_RuntimeScope, position=MiddlewarePosition.BEFORE_EXCEPTION, runtime=runtime)
-    app.add_middleware(MethodGuard, position=MiddlewarePosition.BEFORE_ROUTING, paths=document["paths"])
+    # Outside Connexion's exception layer, so every response, errors included, passes through them.
+    routes = RouteTable(document["paths"], extra_paths={"/openapi.json": frozenset({"GET", "HEAD"})})
+    app.add_middleware(RouteResolver, position=MiddlewarePosition.BEFORE_EXCEPTION, table=routes)
+    app.add_middleware(RateLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       settings=settings, document=document)
+    app.add_middleware(MethodGuard, position=MiddlewarePosition.BEFORE_EXCEPTION)
     server = EdgeMiddleware(app, max_body_bytes=settings.max_body_bytes,
                             expose_traces=settings.env == "development")
     server.connexion = app
     server.runtime = runtime
     return server
-
-
-class MethodGuard:
-    """405 with the complete Allow list, decided from the spec before routing.
-
-    Literal paths are tried before templates, as routing does: ``PATCH /oauth2/applications/@me``
-    is a 405, not an ``{id}`` that fails validation.
-    """
-
-    def __init__(self, app, paths: dict):
-        routes = [("{" in path, API_PREFIX + path, allowed_methods(item)) for path, item in paths.items()]
-        routes.append((False, f"{API_PREFIX}/openapi.json", {"GET", "HEAD"}))
-        self.app = app
-        self.routes = [
-            (re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "/?$"), methods)
-            for _templated, path, methods in sorted(routes, key=lambda route: route[0])
-        ]
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            allowed = next((methods for pattern, methods in self.routes if pattern.match(scope["path"])), None)
-            if allowed is not None and scope["method"] not in allowed:
-                raise APIError(405, "METHOD_NOT_ALLOWED", "Method not allowed",
-                               headers={"Allow": ", ".join(sorted(allowed))})
-        await self.app(scope, receive, send)
 
 
 class _RuntimeScope:

@@ -44,7 +44,6 @@ class Settings:
     # argon2id cost; tests lower the memory cost so the suite stays fast, the scheme stays the same.
     argon2_memory_kib: int = 65536
     argon2_time_cost: int = 3
-    rate_limits_enabled: bool = True
     extra: dict = field(default_factory=dict, compare=False)
 
     @property

@@ -87,13 +87,6 @@ class APIError(Exception):
     def to_json(self) -> str:
         return json.dumps(self.body(), separators=(",", ":"))
 
-    def flask_response(self):
-        """For errors answered inside Flask, where after_request hooks still add their headers."""
-        import flask
-
-        return flask.Response(self.to_json(), status=self.status_code, headers=self.headers,
-                              mimetype="application/json")
-
 
 def invalid_form(errors: Iterable[FieldError], message: str = "Invalid form body") -> APIError:
     return APIError(400, "INVALID_FORM_BODY", message, errors=errors)
@@ -159,9 +152,6 @@ def install(app, *, expose_traces: bool) -> None:
             error.extra["trace"] = traceback.format_exception(exc)
         return error_response(error)
 
-    # Raised inside a handler: answered by Flask itself, so after_request hooks (rate-limit
-    # headers) still run. Raised in Connexion's layers (security, validation): the handler below.
-    app.app.register_error_handler(APIError, lambda exc: exc.flask_response())
     app.add_error_handler(APIError, api_error)
     app.add_error_handler(ProblemException, problem)
     app.add_error_handler(StarletteHTTPException, problem)

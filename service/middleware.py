@@ -30,12 +30,13 @@ access_log = logging.getLogger("fluxer.access")
 log = logging.getLogger("fluxer.edge")
 
 
-def _error_message(error: APIError, request_id: str) -> tuple[dict, bytes]:
+async def send_error(send, error: APIError) -> None:
+    """Answer with an error straight from ASGI middleware (outside Connexion's handlers)."""
     body = error.to_json().encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (REQUEST_ID_HEADER, request_id.encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), str(v).encode()) for k, v in error.headers.items()]
-    return {"type": "http.response.start", "status": error.status_code, "headers": headers}, body
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodyTooLarge(APIError):
@@ -75,11 +76,7 @@ class EdgeMiddleware:
             await send(message)
 
         async def reply(error: APIError):
-            start, body = _error_message(error, request_id)
-            state["status"] = error.status_code
-            state["started"] = True
-            await send(start)
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send_with_id, error)
 
         try:
             path = scope["path"]

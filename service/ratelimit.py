@@ -1,23 +1,28 @@
-"""Rate limits with flask-limiter: one global budget per client plus one bucket per route.
+"""Rate limits: one global budget per client plus one bucket per route, on every request.
 
+The limiter is ASGI middleware outside Connexion, so requests that Connexion rejects
+(validation 400s, 401s, 404s, 405s) count as well, and every response carries the headers.
 Buckets are declared on the operations in the spec (``x-fluxer-ratelimit``), so the
-documentation and the enforcement cannot drift apart. Counters live in memory for a
-single process and in Redis (``REDIS_URL``) when several processes must share them.
+documentation and the enforcement cannot drift apart. Counters (``limits``, fixed windows)
+live in memory for one process and in Redis (``REDIS_URL``) when several processes share them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
+from dataclasses import dataclass
 
-import connexion
-import flask
-from flask_limiter import Limiter
-from flask_limiter.errors import RateLimitExceeded
-from limits import parse
+from limits import RateLimitItem, parse
+from limits.aio.strategies import FixedWindowRateLimiter
+from limits.storage import storage_from_string
 
 from service.errors import APIError
-from service.runtime import client_ip
+from service.middleware import send_error
+from service.net import client_address
+from service.routes import ROUTE_KEY
 from service.spec import operations
 
 GLOBAL_LIMIT = "50/second"
@@ -26,87 +31,120 @@ DEFAULT_ROUTE_LIMIT = "60/10seconds"
 DEVELOPMENT_FACTOR = 10  # development mode relaxes every limit by this much
 TEST_OPT_IN_HEADER = "X-Fluxer-Test-Enable-Rate-Limits"
 RATELIMIT_KEY = "x-fluxer-ratelimit"
+NAMESPACE = "fluxer"
+
+log = logging.getLogger("fluxer.ratelimit")
 
 
-def _scaled(limit: str, factor: int) -> str:
+def _scaled(limit: str, factor: int) -> RateLimitItem:
     item = parse(limit)
-    return f"{item.amount * factor}/{item.multiples} {item.GRANULARITY.name}"
+    return parse(f"{item.amount * factor}/{item.multiples} {item.GRANULARITY.name}")
 
 
-def route_buckets(document: dict) -> dict[str, tuple[str, str]]:
+def route_buckets(document: dict, factor: int = 1) -> dict[str, tuple[str, RateLimitItem]]:
     """operationId -> (bucket name, limit) for every operation of the bundled spec."""
     buckets = {}
     for _method, _path, operation in operations(document):
         declared = operation.get(RATELIMIT_KEY) or {}
         buckets[operation["operationId"]] = (declared.get("bucket", operation["operationId"]),
-                                             declared.get("limit", DEFAULT_ROUTE_LIMIT))
+                                             _scaled(declared.get("limit", DEFAULT_ROUTE_LIMIT), factor))
     return buckets
 
 
-def install(flask_app: flask.Flask, settings, document: dict) -> Limiter:
-    factor = DEVELOPMENT_FACTOR if settings.env == "development" else 1
-    buckets = route_buckets(document)
+@dataclass(frozen=True)
+class Verdict:
+    bucket: str
+    limit: RateLimitItem
+    remaining: int
+    reset_at: float
+    breached: bool
 
-    def operation_id() -> str:
-        """The spec's operationId of this request; "" for the few routes outside the spec."""
-        try:
-            resolved = connexion.context.operation.operation_id  # "handlers.<module>.<operationId>"
-        except RuntimeError:
-            return ""
-        return resolved.rsplit(".", 1)[-1]
+    @property
+    def reset_after(self) -> float:
+        return max(0.0, self.reset_at - time.time())
 
-    def route_limit() -> str:
-        return _scaled(buckets.get(operation_id(), ("", DEFAULT_ROUTE_LIMIT))[1], factor)
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit.amount),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": f"{self.reset_at:.3f}",
+            "X-RateLimit-Reset-After": f"{self.reset_after:.3f}",
+            "X-RateLimit-Bucket": self.bucket,
+        }
 
-    def exempt() -> bool:
-        if not settings.rate_limits_enabled:
-            return True
-        if settings.env == "test":
-            return flask.request.headers.get(TEST_OPT_IN_HEADER, "").lower() != "true"
-        return False
-
-    limiter = Limiter(
-        key_func=client_ip,
-        app=flask_app,
-        storage_uri=settings.redis_url or "memory://",
-        storage_options={"socket_connect_timeout": 2} if settings.redis_url else {},
-        strategy="fixed-window",
-        application_limits=[_scaled(GLOBAL_LIMIT, factor)],
-        default_limits=[route_limit],
-        # Our hook writes the headers: flask-limiter's round the reset up to a whole second and
-        # put Retry-After on every response, overwriting the 429's value.
-        headers_enabled=False,
-        swallow_errors=True,  # if Redis is briefly away, serve rather than fail every request
-        key_prefix="fluxer",
-    )
-    limiter.request_filter(exempt)
-
-    def bucket_name(request_limit) -> str:
-        if request_limit.shared or GLOBAL_BUCKET in request_limit.key:
-            return GLOBAL_BUCKET
-        return buckets.get(operation_id(), (operation_id(), ""))[0]
-
-    def reset_after(request_limit) -> float:
-        return max(0.0, request_limit.window.reset_time - time.time())
-
-    @flask_app.after_request
-    def add_rate_limit_headers(response: flask.Response) -> flask.Response:
-        current = limiter.current_limit
-        if current is not None:
-            response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
-            response.headers["X-RateLimit-Remaining"] = str(current.remaining)
-            response.headers["X-RateLimit-Reset"] = f"{current.window.reset_time:.3f}"
-            response.headers["X-RateLimit-Reset-After"] = f"{reset_after(current):.3f}"
-            response.headers["X-RateLimit-Bucket"] = bucket_name(current)
-        return response
-
-    @flask_app.errorhandler(RateLimitExceeded)
-    def too_many_requests(exc: RateLimitExceeded):
-        current = limiter.current_limit
-        retry_after = reset_after(current) if current else 1.0
-        is_global = current is not None and bucket_name(current) == GLOBAL_BUCKET
+    def error(self) -> APIError:
+        wait = self.reset_after
         return APIError(429, "RATE_LIMITED", "You are being rate limited.",
-                        headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
-                        retry_after=round(retry_after, 3), **{"global": is_global}).flask_response()
+                        headers={**self.headers(), "Retry-After": str(max(1, math.ceil(wait)))},
+                        retry_after=round(wait, 3), **{"global": self.bucket == GLOBAL_BUCKET})
 
-    return limiter
+
+class RateLimitMiddleware:
+    def __init__(self, app, *, settings, document: dict):
+        self.app = app
+        self.settings = settings
+        factor = DEVELOPMENT_FACTOR if settings.env == "development" else 1
+        self.global_limit = _scaled(GLOBAL_LIMIT, factor)
+        self.buckets = route_buckets(document, factor)
+        self._limiter = None if settings.redis_url else FixedWindowRateLimiter(storage_from_string("async+memory://"))
+        self._limiter_loop = None
+
+    @property
+    def limiter(self) -> FixedWindowRateLimiter:
+        """Redis connections belong to the event loop that opened them: one limiter per loop."""
+        if self.settings.redis_url:
+            loop = asyncio.get_running_loop()
+            if self._limiter_loop is not loop:
+                storage = storage_from_string(f"async+{self.settings.redis_url}", implementation="redispy")
+                self._limiter, self._limiter_loop = FixedWindowRateLimiter(storage), loop
+        return self._limiter
+
+    def _exempt(self, headers: dict[bytes, bytes]) -> bool:
+        if self.settings.env != "test":
+            return False
+        return headers.get(TEST_OPT_IN_HEADER.lower().encode(), b"").decode("latin-1").lower() != "true"
+
+    async def check(self, client: str, operation_id: str | None) -> Verdict:
+        """Charges the global budget, then the route's bucket; the first one breached answers."""
+        checks = [(GLOBAL_BUCKET, self.global_limit)]
+        if operation_id in self.buckets:
+            checks.append(self.buckets[operation_id])
+        for bucket, limit in checks:
+            if not await self.limiter.hit(limit, NAMESPACE, bucket, client):
+                return await self._verdict(bucket, limit, client, breached=True)
+        bucket, limit = checks[-1]  # the narrowest budget is the one worth showing
+        return await self._verdict(bucket, limit, client, breached=False)
+
+    async def _verdict(self, bucket: str, limit: RateLimitItem, client: str, *, breached: bool) -> Verdict:
+        stats = await self.limiter.get_window_stats(limit, NAMESPACE, bucket, client)
+        return Verdict(bucket, limit, stats.remaining, stats.reset_time, breached)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if self._exempt(headers):
+            await self.app(scope, receive, send)
+            return
+        peer = (scope.get("client") or ("",))[0]
+        forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1") or None
+        route = scope.get(ROUTE_KEY)
+        try:
+            verdict = await self.check(client_address(peer, forwarded, self.settings),
+                                       route.operation_id if route else None)
+        except Exception as exc:  # Redis briefly away: serve unlimited rather than fail every request
+            log.warning("rate limit storage unavailable", extra={"error": repr(exc)})
+            await self.app(scope, receive, send)
+            return
+        if verdict.breached:
+            await send_error(send, verdict.error())
+            return
+        extra = [(name.lower().encode(), value.encode()) for name, value in verdict.headers().items()]
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

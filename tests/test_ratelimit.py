@@ -184,3 +184,37 @@ def test_instances_without_redis_count_alone(database_url):
     with TestClient(create_app(settings)) as a, TestClient(create_app(settings)) as b:
         assert [login(a, headers).status_code for _ in range(11)][-1] == 429
         assert login(b, headers).status_code == 400
+
+
+def test_requests_rejected_before_the_handler_count_too(client):
+    # Malformed bodies never reach the login handler (validation rejects them), yet they spend
+    # the same bucket: guessing cannot hide behind a schema error.
+    headers = limited()
+    for _ in range(10):
+        response = client.post("/v1/auth/login", json={"email": "not-an-email"}, headers=headers)
+        assert response.status_code == 400
+        assert response.headers["x-ratelimit-bucket"] == "auth_login"
+    assert_rate_limited(client.post("/v1/auth/login", json=LOGIN, headers=headers), is_global=False)
+
+
+def test_unauthenticated_and_unrouted_requests_carry_headers_and_count(client):
+    headers = limited()
+    unauthorized = client.get("/v1/users/@me", headers={**headers, "Authorization": "flx_not-a-token"})
+    assert unauthorized.status_code == 401
+    assert unauthorized.headers["x-ratelimit-bucket"] == "get_current_user"
+    wrong_method = client.delete("/v1/users/@me", headers=headers)
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["x-ratelimit-bucket"] == "global"
+    unknown = client.get("/v1/no-such-route", headers=headers)
+    assert unknown.status_code == 404
+    assert unknown.headers["x-ratelimit-bucket"] == "global"
+    # Three requests so far on the global budget, this one is the fourth.
+    assert int(client.get("/v1/no-such-route", headers=headers).headers["x-ratelimit-remaining"]) == 50 - 4
+
+
+def test_an_unreachable_counter_store_does_not_fail_requests(database_url):
+    settings = make_settings(database_url, REDIS_URL="redis://127.0.0.1:1/0")  # nothing listens there
+    with TestClient(create_app(settings)) as client:
+        response = login(client, limited())
+    assert response.status_code == 400  # served, just not counted
+    assert "x-ratelimit-remaining" not in response.headers
