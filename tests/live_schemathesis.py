@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make `tests` importable
+
+from tests.live import ROOT, live_server, migrate
+
 PY = sys.executable
 MAX_EXAMPLES = os.environ.get("FUZZ_MAX_EXAMPLES", "40")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def register(base: str) -> str:
@@ -38,19 +33,6 @@ def register(base: str) -> str:
         f"{base}/auth/register", data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own loopback server
         return json.loads(response.read())["token"]
-
-
-def wait_until_up(base: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit("server exited during start-up")
-        try:
-            with urllib.request.urlopen(f"{base}/_health", timeout=1):  # noqa: S310
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("server did not start within 30 s")
 
 
 def schemathesis(spec_url: str, token: str, *selection: str) -> int:
@@ -63,24 +45,14 @@ def schemathesis(spec_url: str, token: str, *selection: str) -> int:
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "FLUXER_ENV": "test"}
-        env.setdefault("DATABASE_URL", f"sqlite:///{tmp}/fuzz.sqlite3")
-        subprocess.check_call([PY, "-m", "service.manage", "migrate"], cwd=ROOT, env=env)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}/v1"
-        server = subprocess.Popen([PY, "-m", "uvicorn", "service.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-                                   "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env,
-                                  stderr=subprocess.DEVNULL)
-        try:
-            wait_until_up(base, server)
+        env = {"FLUXER_ENV": "test", "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{tmp}/fuzz.sqlite3"}
+        migrate(env)
+        with live_server(env) as base:
             spec_url = f"{base}/openapi.json"
             lockouts = ("logout_user", "set_user_security_flags")
             first = schemathesis(spec_url, register(base), *[a for op in lockouts for a in ("--exclude-operation-id", op)])
             second = schemathesis(spec_url, register(base), *[a for op in lockouts for a in ("--include-operation-id", op)])
             return 1 if first or second else 0
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
 
 
 if __name__ == "__main__":
