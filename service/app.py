@@ -17,7 +17,7 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from sqlalchemy import insert
 
-from service import errors, logs, spec
+from service import errors, events, logs, spec
 from service.auth import SCOPE_KEY
 from service.config import Settings, load_settings
 from service.crypto import PasswordHashing
@@ -47,12 +47,15 @@ def create_app(settings: Settings | None = None) -> EdgeMiddleware:
     logs.configure()
     document = spec.bundle(include_test_harness=settings.test_harness_enabled)
     db = Database(settings.database_url)
+    bus = events.EventBus()
+    events.attach(db.session.session_factory, bus)
     runtime = Runtime(
         settings=settings,
         db=db,
         ids=SnowflakeGenerator(allocate_node_id(db)),
         passwords=PasswordHashing(settings.argon2_memory_kib, settings.argon2_time_cost),
         mailer=Mailer(settings),
+        events=bus,
     )
 
     app = FlaskApp(__name__, validator_map=VALIDATORS, jsonifier=Jsonifier(json, separators=(",", ":")))

@@ -156,3 +156,8 @@ def install(app, *, expose_traces: bool) -> None:
     app.add_error_handler(ProblemException, problem)
     app.add_error_handler(StarletteHTTPException, problem)
     app.add_error_handler(Exception, unexpected)
+
+
+def limit_reached(code: str, what: str, maximum: int) -> APIError:
+    """A count limit (guilds, channels, roles, ...), named by the reference's MAX_* codes."""
+    return APIError(400, code, f"Maximum number of {what} reached ({maximum})", max=maximum)

@@ -10,6 +10,8 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
+    Index,
     Integer,
     String,
     Text,
@@ -166,4 +168,177 @@ class OutboxEmail(Base):
     type: Mapped[str] = mapped_column(String(64))
     metadata_json: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Guilds -------------------------------------------------------------------------------
+
+
+class Guild(Base):
+    __tablename__ = "guilds"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(100))
+    icon: Mapped[str | None] = mapped_column(String(64))
+    banner: Mapped[str | None] = mapped_column(String(64))
+    splash: Mapped[str | None] = mapped_column(String(64))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    system_channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    system_channel_flags: Mapped[int] = mapped_column(Integer, default=0)
+    rules_channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    afk_channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    afk_timeout: Mapped[int] = mapped_column(Integer, default=300)
+    default_message_notifications: Mapped[int] = mapped_column(Integer, default=0)
+    verification_level: Mapped[int] = mapped_column(Integer, default=0)
+    mfa_level: Mapped[int] = mapped_column(Integer, default=0)
+    nsfw_level: Mapped[int] = mapped_column(Integer, default=0)
+    nsfw: Mapped[bool] = mapped_column(Boolean, default=False)
+    explicit_content_filter: Mapped[int] = mapped_column(Integer, default=0)
+    content_warning_level: Mapped[int] = mapped_column(Integer, default=0)
+    content_warning_text: Mapped[str | None] = mapped_column(String(256))
+    splash_card_alignment: Mapped[int] = mapped_column(Integer, default=0)
+    disabled_operations: Mapped[int] = mapped_column(Integer, default=0)
+    features: Mapped[list] = mapped_column(JSON, default=list)
+    message_history_cutoff: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    vanity_url_code: Mapped[str | None] = mapped_column(String(32), unique=True)
+    member_count: Mapped[int] = mapped_column(Integer, default=0)  # kept by joins and leaves
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Channel(Base):
+    __tablename__ = "channels"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    guild_id: Mapped[int | None] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), index=True)
+    type: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(100))
+    topic: Mapped[str | None] = mapped_column(String(1024))
+    url: Mapped[str | None] = mapped_column(String(2048))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    parent_id: Mapped[int | None] = mapped_column(BigInteger)
+    bitrate: Mapped[int | None] = mapped_column(Integer)
+    user_limit: Mapped[int | None] = mapped_column(Integer)
+    nsfw: Mapped[bool] = mapped_column(Boolean, default=False)
+    rate_limit_per_user: Mapped[int] = mapped_column(Integer, default=0)
+    rtc_region: Mapped[str | None] = mapped_column(String(64))
+    content_warning_level: Mapped[int] = mapped_column(Integer, default=0)
+    content_warning_text: Mapped[str | None] = mapped_column(String(256))
+    last_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PermissionOverwrite(Base):
+    __tablename__ = "permission_overwrites"
+
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    target_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    type: Mapped[int] = mapped_column(Integer)  # 0 role, 1 member
+    allow: Mapped[int] = mapped_column(BigInteger, default=0)
+    deny: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Role(Base):
+    __tablename__ = "roles"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # @everyone: the guild id
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    color: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    hoist_position: Mapped[int | None] = mapped_column(Integer)
+    permissions: Mapped[int] = mapped_column(BigInteger, default=0)
+    hoist: Mapped[bool] = mapped_column(Boolean, default=False)
+    mentionable: Mapped[bool] = mapped_column(Boolean, default=False)
+    unicode_emoji: Mapped[str | None] = mapped_column(String(64))
+    bot_user_id: Mapped[int | None] = mapped_column(BigInteger)  # set on a bot's managed role
+
+
+class Member(Base):
+    __tablename__ = "members"
+
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    nick: Mapped[str | None] = mapped_column(String(32))
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    mute: Mapped[bool] = mapped_column(Boolean, default=False)
+    deaf: Mapped[bool] = mapped_column(Boolean, default=False)
+    communication_disabled_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    temporary: Mapped[bool] = mapped_column(Boolean, default=False)
+    join_invite_code: Mapped[str | None] = mapped_column(String(32))
+
+
+class MemberRole(Base):
+    __tablename__ = "member_roles"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True, index=True)
+    __table_args__ = (
+        ForeignKeyConstraint(["guild_id", "user_id"], ["members.guild_id", "members.user_id"], ondelete="CASCADE"),
+    )
+
+
+class Invite(Base):
+    __tablename__ = "invites"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), index=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), index=True)
+    inviter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    max_age: Mapped[int] = mapped_column(Integer, default=86400)
+    max_uses: Mapped[int] = mapped_column(Integer, default=0)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    temporary: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Ban(Base):
+    __tablename__ = "bans"
+
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    reason: Mapped[str | None] = mapped_column(String(512))
+    moderator_id: Mapped[int] = mapped_column(BigInteger)
+    banned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditLogEntry(Base):
+    __tablename__ = "audit_log_entries"
+    __table_args__ = (Index("ix_audit_log_guild_id_id", "guild_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    target_id: Mapped[int | None] = mapped_column(BigInteger)
+    action_type: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(512))
+    changes: Mapped[list] = mapped_column(JSON, default=list)
+    options: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Emoji(Base):
+    __tablename__ = "emojis"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(32))
+    animated: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_type: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Sticker(Base):
+    __tablename__ = "stickers"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(30))
+    description: Mapped[str] = mapped_column(String(100), default="")
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    animated: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_type: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

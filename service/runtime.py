@@ -9,6 +9,7 @@ import flask
 from service.config import Settings
 from service.crypto import PasswordHashing
 from service.db import Database
+from service.events import EventBus
 from service.mail import Mailer
 from service.net import client_address
 from service.snowflake import SnowflakeGenerator
@@ -23,6 +24,7 @@ class Runtime:
     ids: SnowflakeGenerator
     passwords: PasswordHashing
     mailer: Mailer
+    events: EventBus
 
     def new_id(self) -> int:
         return self.ids.next_id()
@@ -56,3 +58,10 @@ def client() -> Client:
     os_name = next((o for o in ("Windows", "Mac OS", "Android", "iPhone", "Linux") if o in agent), None)
     return Client(ip=client_ip(), platform="web" if browser else None, os=os_name,
                   browser={"Edg": "Edge"}.get(browser, browser))
+
+
+def audit_reason() -> str | None:
+    """The request's ``X-Audit-Log-Reason``, decoded, for the guild audit log."""
+    from service.audit import reason_from_header
+
+    return reason_from_header(flask.request.headers.get("X-Audit-Log-Reason"))

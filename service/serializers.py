@@ -149,3 +149,166 @@ def serialize_application(app_row, bot_user, owner=None, *, bot_token: str | Non
     if owner is not None:
         data["owner"] = user_public.dump(owner)
     return data
+
+
+# --- Guilds -------------------------------------------------------------------------------
+
+
+class BitfieldField(fields.Field):
+    """Permission bitfields go out as decimal strings, as snowflakes do."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return str(int(value or 0))
+
+
+class GuildSchema(Schema):
+    id = SnowflakeField()
+    name = fields.String()
+    icon = fields.String(allow_none=True)
+    banner = fields.String(allow_none=True)
+    banner_width = fields.Constant(None)
+    banner_height = fields.Constant(None)
+    splash = fields.String(allow_none=True)
+    splash_width = fields.Constant(None)
+    splash_height = fields.Constant(None)
+    splash_card_alignment = fields.Integer()
+    embed_splash = fields.Constant(None)
+    embed_splash_width = fields.Constant(None)
+    embed_splash_height = fields.Constant(None)
+    vanity_url_code = fields.String(allow_none=True)
+    owner_id = SnowflakeField()
+    system_channel_id = SnowflakeField()
+    system_channel_flags = fields.Integer()
+    rules_channel_id = SnowflakeField()
+    afk_channel_id = SnowflakeField()
+    afk_timeout = fields.Integer()
+    features = fields.List(fields.String())
+    verification_level = fields.Integer()
+    mfa_level = fields.Integer()
+    nsfw_level = fields.Integer()
+    nsfw = fields.Boolean()
+    content_warning_level = fields.Integer()
+    content_warning_text = fields.String(allow_none=True)
+    explicit_content_filter = fields.Integer()
+    default_message_notifications = fields.Integer()
+    disabled_operations = fields.Integer()
+    message_history_cutoff = DateTimeField()
+    member_count = fields.Integer()
+
+
+class ChannelSchema(Schema):
+    id = SnowflakeField()
+    guild_id = SnowflakeField()
+    type = fields.Integer()
+    name = fields.String(allow_none=True)
+    topic = fields.String(allow_none=True)
+    url = fields.String(allow_none=True)
+    icon = fields.Constant(None)
+    owner_id = fields.Constant(None)
+    position = fields.Integer()
+    parent_id = SnowflakeField()
+    bitrate = fields.Integer(allow_none=True)
+    user_limit = fields.Integer(allow_none=True)
+    voice_connection_limit = fields.Constant(None)
+    rtc_region = fields.String(allow_none=True)
+    last_message_id = SnowflakeField()
+    last_pin_timestamp = fields.Constant(None)
+    nsfw = fields.Boolean()
+    content_warning_level = fields.Integer()
+    content_warning_text = fields.String(allow_none=True)
+    rate_limit_per_user = fields.Integer()
+
+
+class OverwriteSchema(Schema):
+    id = SnowflakeField(attribute="target_id")
+    type = fields.Integer()
+    allow = BitfieldField()
+    deny = BitfieldField()
+
+
+class RoleSchema(Schema):
+    id = SnowflakeField()
+    name = fields.String()
+    color = fields.Integer()
+    position = fields.Integer()
+    hoist_position = fields.Integer(allow_none=True)
+    permissions = BitfieldField()
+    hoist = fields.Boolean()
+    mentionable = fields.Boolean()
+    unicode_emoji = fields.String(allow_none=True)
+
+
+class MemberSchema(Schema):
+    nick = fields.String(allow_none=True)
+    avatar = fields.Constant(None)
+    banner = fields.Constant(None)
+    accent_color = fields.Constant(None)
+    joined_at = DateTimeField()
+    mute = fields.Boolean()
+    deaf = fields.Boolean()
+    communication_disabled_until = DateTimeField()
+    profile_flags = fields.Constant(None)
+    mention_flags = fields.Constant(None)
+
+
+class BanSchema(Schema):
+    reason = fields.String(allow_none=True)
+    moderator_id = SnowflakeField()
+    banned_at = DateTimeField()
+    expires_at = DateTimeField()
+
+
+class AuditLogEntrySchema(Schema):
+    id = SnowflakeField()
+    action_type = fields.Integer()
+    user_id = SnowflakeField()
+    target_id = SnowflakeField()
+    reason = fields.String(allow_none=True)
+    options = fields.Dict()
+    changes = fields.List(fields.Dict())
+
+
+class EmojiSchema(Schema):
+    id = SnowflakeField()
+    name = fields.String()
+    animated = fields.Boolean()
+    nsfw = fields.Constant(False)
+
+
+class StickerSchema(Schema):
+    id = SnowflakeField()
+    name = fields.String()
+    description = fields.String()
+    tags = fields.List(fields.String())
+    animated = fields.Boolean()
+    nsfw = fields.Constant(False)
+
+
+guild = GuildSchema()
+emoji = EmojiSchema()
+sticker = StickerSchema()
+channel = ChannelSchema()
+overwrite = OverwriteSchema()
+role = RoleSchema()
+member = MemberSchema()
+ban = BanSchema()
+audit_log_entry = AuditLogEntrySchema()
+
+
+def serialize_channel(channel_row, overwrites) -> dict:
+    data = channel.dump(channel_row)
+    data["permission_overwrites"] = [overwrite.dump(o) for o in overwrites]
+    return data
+
+
+def serialize_member(member_row, user_row, role_ids) -> dict:
+    data = member.dump(member_row)
+    data["user"] = user_public.dump(user_row)
+    data["roles"] = [str(r) for r in sorted(role_ids)]
+    return data
+
+
+def serialize_ban(ban_row, user_row) -> dict:
+    data = ban.dump(ban_row)
+    data["user"] = user_public.dump(user_row)
+    return data

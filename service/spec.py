@@ -33,10 +33,14 @@ class _StrictLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node, deep=False):
         seen = set()
-        for key_node, _value in node.value:
+        for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise SpecError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+            # `{description: a, b}` silently makes a key " b" with no value: an unquoted comma.
+            if isinstance(key, str) and " " in key.strip() and value_node.value in ("", None):
+                raise SpecError(f"key {key!r} without a value at line {key_node.start_mark.line + 1}; "
+                                "quote text that contains a comma")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 

@@ -1,0 +1,155 @@
+"""Who may touch a guild or a channel: every guild and channel operation starts here.
+
+``guild_access`` answers 404 ``UNKNOWN_GUILD`` to anyone who is not a member (a stranger
+learns nothing, not even that the guild exists); ``channel_access`` answers 404
+``UNKNOWN_CHANNEL`` likewise and 403 ``MISSING_ACCESS`` to a member who cannot view the
+channel. ``require`` answers 403 ``MISSING_PERMISSIONS``. The arithmetic lives in
+``service.permissions``; this module only loads the rows it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+
+from service import permissions as perms
+from service.auth import Identity
+from service.errors import APIError, not_found
+from service.models import Channel, Guild, Member, MemberRole, PermissionOverwrite, Role, utcnow
+from service.permissions import Permission
+from service.users import parse_snowflake
+
+NO_ROLE_POSITION = -1
+
+
+def missing_permissions(*needed: Permission) -> APIError:
+    return APIError(403, "MISSING_PERMISSIONS", "Missing permissions",
+                    permissions=perms.names(sum(int(p) for p in needed)))
+
+
+def timed_out(member: Member, now: datetime | None = None) -> bool:
+    until = member.communication_disabled_until
+    return until is not None and until > (now or utcnow())
+
+
+@dataclass
+class GuildAccess:
+    guild: Guild
+    member: Member
+    roles: dict[int, Role]  # every role of the guild, by id
+    member_role_ids: list[int]
+    permissions: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        everyone = self.roles.get(self.guild.id)
+        self.permissions = perms.guild_permissions(
+            is_owner=self.is_owner,
+            everyone=everyone.permissions if everyone else 0,
+            role_permissions=[self.roles[r].permissions for r in self.member_role_ids if r in self.roles],
+            timed_out=timed_out(self.member),
+        )
+
+    @property
+    def user_id(self) -> int:
+        return self.member.user_id
+
+    @property
+    def is_owner(self) -> bool:
+        return self.guild.owner_id == self.member.user_id
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(self.permissions & Permission.ADMINISTRATOR)
+
+    def has(self, *needed: Permission) -> bool:
+        return all(self.permissions & p == p for p in needed)
+
+    def require(self, *needed: Permission) -> None:
+        if not self.has(*needed):
+            raise missing_permissions(*needed)
+
+    def highest_position(self) -> int:
+        """The top of this member's roles; the owner outranks every role."""
+        if self.is_owner:
+            return 1 << 31
+        positions = [self.roles[r].position for r in self.member_role_ids if r in self.roles]
+        return max(positions, default=NO_ROLE_POSITION)
+
+    def outranks_role(self, role: Role) -> bool:
+        return self.is_owner or role.position < self.highest_position()
+
+    def require_role_below(self, role: Role) -> None:
+        """Nobody edits or hands out a role at or above their own highest role (the owner may)."""
+        if not self.outranks_role(role):
+            raise APIError(403, "MISSING_PERMISSIONS", "That role is at or above your highest role")
+
+    def require_grantable(self, permissions: int) -> None:
+        """Nobody grants a permission they lack themselves; the owner and administrators may."""
+        if self.is_owner or self.is_admin:
+            return
+        lacking = permissions & ~self.permissions
+        if lacking:
+            raise APIError(403, "MISSING_PERMISSIONS", "You cannot grant permissions you do not have",
+                           permissions=perms.names(lacking))
+
+    def channel_permissions(self, session, channel: Channel) -> int:
+        overwrites = [
+            perms.Overwrite(o.target_id, o.type, o.allow, o.deny)
+            for o in session.scalars(select(PermissionOverwrite).where(PermissionOverwrite.channel_id == channel.id))
+        ]
+        return perms.channel_permissions(
+            self.permissions, guild_id=self.guild.id, user_id=self.user_id,
+            member_role_ids=self.member_role_ids, overwrites=overwrites, timed_out=timed_out(self.member),
+        )
+
+    def visible_channel_ids(self, session, channels: list[Channel]) -> set[int]:
+        return {c.id for c in channels if self.channel_permissions(session, c) & Permission.VIEW_CHANNEL}
+
+
+@dataclass
+class ChannelAccess:
+    guild: GuildAccess
+    channel: Channel
+    permissions: int
+
+    def has(self, *needed: Permission) -> bool:
+        return all(self.permissions & p == p for p in needed)
+
+    def require(self, *needed: Permission) -> None:
+        if not self.has(*needed):
+            raise missing_permissions(*needed)
+
+
+def load_member_access(session, guild: Guild, member: Member) -> GuildAccess:
+    roles = {r.id: r for r in session.scalars(select(Role).where(Role.guild_id == guild.id))}
+    role_ids = list(session.scalars(select(MemberRole.role_id).where(
+        MemberRole.guild_id == guild.id, MemberRole.user_id == member.user_id)))
+    return GuildAccess(guild, member, roles, role_ids)
+
+
+def guild_access(session, identity: Identity, guild_id: str | int) -> GuildAccess:
+    gid = parse_snowflake(guild_id, "guild", "UNKNOWN_GUILD")
+    row = session.execute(
+        select(Guild, Member).join(Member, Member.guild_id == Guild.id)
+        .where(Guild.id == gid, Member.user_id == identity.user_id)
+    ).first()
+    if row is None:
+        raise not_found("UNKNOWN_GUILD", "guild")
+    return load_member_access(session, *row)
+
+
+def channel_access(session, identity: Identity, channel_id: str | int) -> ChannelAccess:
+    cid = parse_snowflake(channel_id, "channel", "UNKNOWN_CHANNEL")
+    channel = session.get(Channel, cid)
+    if channel is None or channel.guild_id is None:
+        raise not_found("UNKNOWN_CHANNEL", "channel")
+    try:
+        access = guild_access(session, identity, channel.guild_id)
+    except APIError:
+        raise not_found("UNKNOWN_CHANNEL", "channel") from None
+    channel_permissions = access.channel_permissions(session, channel)
+    if not channel_permissions & Permission.VIEW_CHANNEL:
+        raise APIError(403, "MISSING_ACCESS", "Missing access")
+    return ChannelAccess(access, channel, channel_permissions)

@@ -1,0 +1,228 @@
+"""Guilds: creation with their starting roles and channels, settings, ownership, vanity URL, deletion."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from service import accounts, audit, events, expressions, members, serializers
+from service.access import GuildAccess, guild_access
+from service.audit import Action
+from service.auth import Identity
+from service.channels import CATEGORY, DEFAULT_BITRATE, TEXT, VOICE
+from service.errors import APIError, field_error, not_found
+from service.models import Channel, Guild, Invite, Member, PermissionOverwrite, Role, User
+from service.permissions import DEFAULT_EVERYONE, Permission
+from service.users import me, parse_snowflake
+
+# Features a guild's managers may switch themselves; the rest are granted by the instance.
+TOGGLEABLE_FEATURES = frozenset({"INVITES_DISABLED"})
+VANITY_CODE = re.compile(r"^[a-z0-9-]{2,32}$")
+SETTINGS = ("name", "afk_timeout", "default_message_notifications", "verification_level", "nsfw_level", "nsfw",
+            "content_warning_level", "content_warning_text", "explicit_content_filter", "splash_card_alignment",
+            "system_channel_flags")
+CHANNEL_SETTINGS = {"system_channel_id": (TEXT,), "rules_channel_id": (TEXT,), "afk_channel_id": (VOICE,)}
+
+
+def dump(guild: Guild, *, permissions: int | None = None) -> dict:
+    data = serializers.guild.dump(guild)
+    if permissions is not None:
+        data["permissions"] = str(permissions)
+    return data
+
+
+def roles_of(session, guild_id: int) -> list[Role]:
+    return list(session.scalars(select(Role).where(Role.guild_id == guild_id).order_by(Role.position, Role.id)))
+
+
+def channels_of(session, guild_id: int) -> list[dict]:
+    channels = list(session.scalars(select(Channel).where(Channel.guild_id == guild_id)
+                                    .order_by(Channel.position, Channel.id)))
+    overwrites: dict[int, list[PermissionOverwrite]] = {c.id: [] for c in channels}
+    if channels:
+        for o in session.scalars(select(PermissionOverwrite).where(PermissionOverwrite.channel_id.in_(overwrites))):
+            overwrites[o.channel_id].append(o)
+    return [serializers.serialize_channel(c, overwrites[c.id]) for c in channels]
+
+
+def full_state(session, access: GuildAccess) -> dict:
+    """What a member sees on joining (GUILD_CREATE): the guild with roles, visible channels and expressions."""
+    guild = access.guild
+    data = dump(guild, permissions=access.permissions)
+    data["roles"] = [serializers.role.dump(r) for r in roles_of(session, guild.id)]
+    channels = session.scalars(select(Channel).where(Channel.guild_id == guild.id)).all()
+    visible = access.visible_channel_ids(session, list(channels))
+    data["channels"] = [c for c in channels_of(session, guild.id) if int(c["id"]) in visible]
+    data["emojis"] = expressions.list_emojis_of(session, guild.id)
+    data["stickers"] = expressions.list_stickers_of(session, guild.id)
+    data["joined_at"] = serializers.DateTimeField()._serialize(access.member.joined_at, None, None)
+    data["member_count"] = guild.member_count
+    return data
+
+
+def create(rt, session, identity: Identity, body: dict) -> dict:
+    owner = me(session, identity)
+    if owner.bot:
+        raise APIError(403, "BOTS_CANNOT_CREATE_GUILDS", "Bots cannot create guilds")
+    guild_id = rt.new_id()
+    guild = Guild(id=guild_id, name=body["name"].strip() or "Guild", owner_id=owner.id, member_count=0,
+                  features=[], system_channel_flags=0, afk_timeout=300, default_message_notifications=0,
+                  verification_level=0, mfa_level=0, nsfw_level=0, nsfw=False, explicit_content_filter=0,
+                  content_warning_level=0, splash_card_alignment=0, disabled_operations=0)
+    session.add(guild)
+    session.flush()  # no ORM relationships, so the guild row must exist before its children
+    session.add(Role(id=guild_id, guild_id=guild_id, name="@everyone", position=0, permissions=DEFAULT_EVERYONE,
+                     color=0, hoist=False, mentionable=False))
+    text_category = Channel(id=rt.new_id(), guild_id=guild_id, type=CATEGORY, name="Text Channels", position=0)
+    voice_category = Channel(id=rt.new_id(), guild_id=guild_id, type=CATEGORY, name="Voice Channels", position=1)
+    general = Channel(id=rt.new_id(), guild_id=guild_id, type=TEXT, name="general", position=0,
+                      parent_id=text_category.id)
+    voice = Channel(id=rt.new_id(), guild_id=guild_id, type=VOICE, name="General", position=0,
+                    parent_id=voice_category.id, bitrate=DEFAULT_BITRATE, user_limit=0)
+    session.add_all([text_category, voice_category, general, voice])
+    guild.system_channel_id = general.id
+    session.flush()
+    members.add(rt, session, guild, owner)
+    session.refresh(guild)
+    access = guild_access(session, identity, guild_id)
+    state = full_state(session, access)
+    events.publish(session, "GUILD_CREATE", state, user_ids=[owner.id])
+    session.commit()
+    return state
+
+
+def get(session, identity: Identity, guild_id: str) -> dict:
+    access = guild_access(session, identity, guild_id)
+    return full_state(session, access)
+
+
+def list_mine(session, identity: Identity, *, before: str | None, after: str | None, limit: int) -> list[dict]:
+    query = select(Guild).join(Member, Member.guild_id == Guild.id).where(Member.user_id == identity.user_id)
+    if before is not None:
+        query = query.where(Guild.id < int(before))
+    if after is not None:
+        query = query.where(Guild.id > int(after))
+    # Ascending ids; with only ``before`` the page nearest to it is wanted, so fetch backwards then flip.
+    backwards = before is not None and after is None
+    rows = list(session.scalars(query.order_by(Guild.id.desc() if backwards else Guild.id).limit(limit)))
+    rows.sort(key=lambda g: g.id)
+    result = []
+    for guild in rows:
+        access = guild_access(session, identity, guild.id)
+        result.append(dump(guild, permissions=access.permissions))
+    return result
+
+
+def _channel_setting(session, guild: Guild, key: str, value) -> int | None:
+    if value is None:
+        return None
+    channel = session.get(Channel, parse_snowflake(value, "channel", "UNKNOWN_CHANNEL"))
+    if channel is None or channel.guild_id != guild.id or channel.type not in CHANNEL_SETTINGS[key]:
+        raise field_error(key, "UNKNOWN_CHANNEL", "Not a suitable channel of this guild")
+    return channel.id
+
+
+def update(rt, session, identity: Identity, guild_id: str, body: dict, reason: str | None) -> dict:
+    access = guild_access(session, identity, guild_id)
+    access.require(Permission.MANAGE_GUILD)
+    guild = access.guild
+    if "mfa_level" in body and body["mfa_level"] != guild.mfa_level:
+        if not access.is_owner:
+            raise APIError(403, "MISSING_PERMISSIONS", "Only the owner changes the guild's MFA requirement")
+        accounts.verify_sudo(rt, session, me(session, identity), body)
+        guild.mfa_level = body["mfa_level"]
+    before = dump(guild)
+    for key in SETTINGS:
+        if key in body:
+            value = body[key]
+            if key == "name":
+                value = value.strip() or guild.name
+            setattr(guild, key, value)
+    for key in CHANNEL_SETTINGS:
+        if key in body:
+            setattr(guild, key, _channel_setting(session, guild, key, body[key]))
+    if "features" in body:
+        requested = set(body["features"]) & TOGGLEABLE_FEATURES
+        guild.features = sorted((set(guild.features) - TOGGLEABLE_FEATURES) | requested)
+    after = dump(guild)
+    changes = audit.diff(before, after)
+    if changes:
+        audit.record(rt, session, guild.id, access.user_id, Action.GUILD_UPDATE, guild.id, reason=reason,
+                     changes=changes)
+        events.publish(session, "GUILD_UPDATE", after, guild_id=guild.id)
+    session.commit()
+    return dump(guild, permissions=access.permissions)
+
+
+def delete(rt, session, identity: Identity, guild_id: str, body: dict) -> None:
+    access = guild_access(session, identity, guild_id)
+    if not access.is_owner:
+        raise APIError(403, "MISSING_PERMISSIONS", "Only the owner can delete the guild")
+    accounts.verify_sudo(rt, session, me(session, identity), body)
+    member_ids = list(session.scalars(select(Member.user_id).where(Member.guild_id == access.guild.id)))
+    events.publish(session, "GUILD_DELETE", {"id": str(access.guild.id)}, guild_id=access.guild.id,
+                   user_ids=member_ids)
+    session.delete(access.guild)
+    session.commit()
+
+
+def transfer_ownership(rt, session, identity: Identity, guild_id: str, body: dict) -> dict:
+    access = guild_access(session, identity, guild_id)
+    if not access.is_owner:
+        raise APIError(403, "MISSING_PERMISSIONS", "Only the owner can transfer the guild")
+    accounts.verify_sudo(rt, session, me(session, identity), body)
+    new_owner_id = parse_snowflake(body["new_owner_id"], "member", "UNKNOWN_MEMBER")
+    new_owner = session.get(User, new_owner_id)
+    if new_owner is None or session.get(Member, (access.guild.id, new_owner_id)) is None:
+        raise not_found("UNKNOWN_MEMBER", "member")
+    if new_owner.bot:
+        raise APIError(400, "CANNOT_TRANSFER_OWNERSHIP_TO_BOT", "A bot cannot own a guild")
+    guild = access.guild
+    if new_owner_id != guild.owner_id:
+        audit.record(rt, session, guild.id, access.user_id, Action.GUILD_UPDATE, guild.id,
+                     changes=[{"key": "owner_id", "old_value": str(guild.owner_id), "new_value": str(new_owner_id)}])
+        guild.owner_id = new_owner_id
+        events.publish(session, "GUILD_UPDATE", dump(guild), guild_id=guild.id)
+    session.commit()
+    return dump(guild, permissions=guild_access(session, identity, guild.id).permissions)
+
+
+def vanity_uses(session, guild: Guild) -> int:
+    if guild.vanity_url_code is None:
+        return 0
+    return session.scalar(select(func.count()).select_from(Member).where(
+        Member.guild_id == guild.id, Member.join_invite_code == guild.vanity_url_code))
+
+
+def get_vanity(session, identity: Identity, guild_id: str) -> dict:
+    access = guild_access(session, identity, guild_id)
+    access.require(Permission.MANAGE_GUILD)
+    return {"code": access.guild.vanity_url_code, "uses": vanity_uses(session, access.guild)}
+
+
+def update_vanity(rt, session, identity: Identity, guild_id: str, body: dict, reason: str | None) -> dict:
+    access = guild_access(session, identity, guild_id)
+    access.require(Permission.MANAGE_GUILD)
+    guild = access.guild
+    code = body.get("code")
+    if code is not None:
+        code = code.strip().lower()
+        if not VANITY_CODE.match(code):
+            raise field_error("code", "INVALID_VANITY_URL_CODE", "2-32 lowercase letters, digits or dashes")
+        if session.get(Invite, code) is not None:
+            raise field_error("code", "ALREADY_TAKEN", "That code is already in use")
+    old = guild.vanity_url_code
+    if code != old:
+        guild.vanity_url_code = code
+        audit.record(rt, session, guild.id, access.user_id, Action.GUILD_UPDATE, guild.id, reason=reason,
+                     changes=[{"key": "vanity_url_code", "old_value": old, "new_value": code}])
+        events.publish(session, "GUILD_UPDATE", dump(guild), guild_id=guild.id)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise field_error("code", "ALREADY_TAKEN", "That code is already in use") from None
+    return {"code": guild.vanity_url_code}
+

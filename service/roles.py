@@ -1,0 +1,183 @@
+"""Guild roles: create, change, reorder, delete, under the role hierarchy.
+
+Positions count up from @everyone at 0; a higher position outranks a lower one. After any
+reorder the other roles are renumbered 1..n, so no two roles share a position.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+
+from service import audit, events, serializers
+from service.access import GuildAccess, guild_access
+from service.audit import Action
+from service.auth import Identity
+from service.errors import APIError, field_error, limit_reached, not_found
+from service.models import Role
+from service.permissions import ALL, Permission
+from service.users import parse_snowflake
+
+MAX_GUILD_ROLES = 250
+EDITABLE = ("color", "hoist", "mentionable", "unicode_emoji", "hoist_position")
+
+
+def parse_permissions(value, field: str = "permissions") -> int:
+    number = int(value)
+    if number & ~ALL:
+        raise field_error(field, "INVALID_PERMISSIONS_INTEGER", "Unknown permission bits")
+    return number
+
+
+def _ordered(session, guild_id: int) -> list[Role]:
+    return list(session.scalars(select(Role).where(Role.guild_id == guild_id).order_by(Role.position, Role.id)))
+
+
+def _role(access: GuildAccess, role_id: str) -> Role:
+    role = access.roles.get(parse_snowflake(role_id, "role", "UNKNOWN_ROLE"))
+    if role is None:
+        raise not_found("UNKNOWN_ROLE", "role")
+    return role
+
+
+def list_roles(session, identity: Identity, guild_id: str) -> list[dict]:
+    access = guild_access(session, identity, guild_id)
+    return [serializers.role.dump(r) for r in _ordered(session, access.guild.id)]
+
+
+def create(rt, session, identity: Identity, guild_id: str, body: dict, reason: str | None) -> dict:
+    access = guild_access(session, identity, guild_id)
+    access.require(Permission.MANAGE_ROLES)
+    guild_id_int = access.guild.id
+    if session.scalar(select(func.count()).select_from(Role).where(Role.guild_id == guild_id_int)) >= MAX_GUILD_ROLES:
+        raise limit_reached("MAX_GUILD_ROLES", "roles", MAX_GUILD_ROLES)
+    permissions = parse_permissions(body.get("permissions", 0))
+    access.require_grantable(permissions)
+    # New roles start just above @everyone; the others move up one to make room.
+    session.execute(update(Role).where(Role.guild_id == guild_id_int, Role.id != guild_id_int)
+                    .values(position=Role.position + 1))
+    role = Role(id=rt.new_id(), guild_id=guild_id_int, name=(body.get("name") or "new role").strip() or "new role",
+                color=body.get("color", 0), position=1, permissions=permissions,
+                hoist=body.get("hoist", False), mentionable=body.get("mentionable", False),
+                unicode_emoji=body.get("unicode_emoji"))
+    session.add(role)
+    session.flush()
+    data = serializers.role.dump(role)
+    audit.record(rt, session, guild_id_int, access.user_id, Action.ROLE_CREATE, role.id, reason=reason,
+                 changes=audit.diff({}, data))
+    events.publish(session, "GUILD_ROLE_CREATE", {"guild_id": str(guild_id_int), "role": data}, guild_id=guild_id_int)
+    session.commit()
+    return data
+
+
+def update_role(rt, session, identity: Identity, guild_id: str, role_id: str, body: dict,
+                reason: str | None) -> dict:
+    access = guild_access(session, identity, guild_id)
+    access.require(Permission.MANAGE_ROLES)
+    role = _role(access, role_id)
+    is_everyone = role.id == access.guild.id
+    if not is_everyone:
+        access.require_role_below(role)
+    before = serializers.role.dump(role)
+    for key in EDITABLE:
+        if key in body:
+            setattr(role, key, body[key])
+    if "name" in body:
+        role.name = "@everyone" if is_everyone else body["name"].strip() or before["name"]
+    if "permissions" in body:
+        permissions = parse_permissions(body["permissions"])
+        access.require_grantable(permissions ^ role.permissions)  # what changes, added or taken
+        role.permissions = permissions
+    after = serializers.role.dump(role)
+    changes = audit.diff(before, after)
+    if changes:
+        audit.record(rt, session, access.guild.id, access.user_id, Action.ROLE_UPDATE, role.id, reason=reason,
+                     changes=changes)
+        events.publish(session, "GUILD_ROLE_UPDATE", {"guild_id": str(access.guild.id), "role": after},
+                       guild_id=access.guild.id)
+    session.commit()
+    return after
+
+
+def delete(rt, session, identity: Identity, guild_id: str, role_id: str, reason: str | None) -> None:
+    access = guild_access(session, identity, guild_id)
+    access.require(Permission.MANAGE_ROLES)
+    role = _role(access, role_id)
+    if role.id == access.guild.id:
+        raise APIError(400, "INVALID_ROLE", "The @everyone role cannot be deleted")
+    if role.bot_user_id is not None:
+        raise APIError(403, "MISSING_PERMISSIONS", "A bot's managed role goes when the bot leaves")
+    access.require_role_below(role)
+    audit.record(rt, session, access.guild.id, access.user_id, Action.ROLE_DELETE, role.id, reason=reason,
+                 changes=audit.diff(serializers.role.dump(role), {}))
+    session.delete(role)
+    events.publish(session, "GUILD_ROLE_DELETE", {"guild_id": str(access.guild.id), "role_id": str(role.id)},
+                   guild_id=access.guild.id)
+    session.commit()
+
+
+def reorder(rt, session, identity: Identity, guild_id: str, items: list[dict], reason: str | None) -> None:
+    access = guild_access(session, identity, guild_id)
+    access.require(Permission.MANAGE_ROLES)
+    ceiling = access.highest_position()
+    wanted: dict[int, int] = {}
+    for index, item in enumerate(items):
+        role = _role(access, item["id"])
+        if role.id == access.guild.id:
+            raise field_error(f"{index}.id", "INVALID_ROLE", "@everyone always stays at the bottom")
+        if "position" not in item:
+            continue
+        access.require_role_below(role)
+        if not access.is_owner and item["position"] >= ceiling:
+            raise APIError(403, "MISSING_PERMISSIONS", "A role cannot move to or above your highest role")
+        wanted[role.id] = item["position"]
+    roles = [r for r in _ordered(session, access.guild.id) if r.id != access.guild.id]
+    before = {r.id: r.position for r in roles}
+    # Moved roles take their asked-for spot; on a tie the moved role goes first, then by old order.
+    roles.sort(key=lambda r: (wanted.get(r.id, r.position), r.id not in wanted, r.position, r.id))
+    changed = []
+    for position, role in enumerate(roles, start=1):
+        if role.position != position:
+            role.position = position
+            changed.append(role)
+    if not access.is_owner:  # the renumbering must not lift anything past the caller's top role
+        for role in changed:
+            if before[role.id] < ceiling <= role.position:
+                raise APIError(403, "MISSING_PERMISSIONS", "That order would move a role above your highest role")
+    _publish_bulk(rt, session, access, changed, before, "position", reason)
+    session.commit()
+
+
+def set_hoist_positions(rt, session, identity: Identity, guild_id: str, items: list[dict] | None,
+                        reason: str | None) -> None:
+    """Set each listed role's place in the member list, or with ``items`` None reset them all."""
+    access = guild_access(session, identity, guild_id)
+    access.require(Permission.MANAGE_ROLES)
+    roles = _ordered(session, access.guild.id)
+    before = {r.id: r.hoist_position for r in roles}
+    if items is None:
+        targets = {r.id: None for r in roles}
+    else:
+        targets = {}
+        for item in items:
+            role = _role(access, item["id"])
+            access.require_role_below(role)
+            targets[role.id] = item["hoist_position"]
+    changed = []
+    for role in roles:
+        if role.id in targets and role.hoist_position != targets[role.id]:
+            role.hoist_position = targets[role.id]
+            changed.append(role)
+    _publish_bulk(rt, session, access, changed, before, "hoist_position", reason)
+    session.commit()
+
+
+def _publish_bulk(rt, session, access: GuildAccess, changed: list[Role], before: dict, key: str,
+                  reason: str | None) -> None:
+    if not changed:
+        return
+    for role in changed:
+        audit.record(rt, session, access.guild.id, access.user_id, Action.ROLE_UPDATE, role.id, reason=reason,
+                     changes=[{"key": key, "old_value": before[role.id], "new_value": getattr(role, key)}])
+    events.publish(session, "GUILD_ROLE_UPDATE_BULK",
+                   {"guild_id": str(access.guild.id), "roles": [serializers.role.dump(r) for r in changed]},
+                   guild_id=access.guild.id)
