@@ -30,3 +30,8 @@ def delete_oauth_application(id, token_info):
 def reset_bot_token(id, body, token_info):
     rt = current()
     return applications.reset_bot_token(rt, rt.db.session, Identity.from_token_info(token_info), id, body), 200
+
+
+def provide_oauth2_consent(body, token_info):
+    rt = current()
+    return applications.consent(rt, rt.db.session, Identity.from_token_info(token_info), body), 200

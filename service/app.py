@@ -29,6 +29,7 @@ from service.ratelimit import RateLimitMiddleware
 from service.routes import MethodGuard, RouteResolver, RouteTable
 from service.runtime import EXTENSION_KEY, Runtime
 from service.snowflake import MAX_NODE, SnowflakeGenerator
+from service.storage import LocalStorage
 from service.validation import VALIDATORS
 
 EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> EdgeMiddleware:
         passwords=PasswordHashing(settings.argon2_memory_kib, settings.argon2_time_cost),
         mailer=Mailer(settings),
         events=bus,
+        storage=LocalStorage(settings.storage_dir),
     )
 
     app = FlaskApp(__name__, validator_map=VALIDATORS, jsonifier=Jsonifier(json, separators=(",", ":")))

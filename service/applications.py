@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from service import accounts, serializers
+from sqlalchemy import delete, func, insert, select
+
+from service import accounts, audit, events, guilds, members, roles, serializers
+from service.access import guild_access, load_member_access
+from service.audit import Action
 from service.auth import Identity
 from service.crypto import new_bot_token, new_secret, sha256_hex
-from service.errors import APIError, not_found
-from service.models import Application, User
+from service.errors import APIError, field_error, not_found
+from service.models import Application, Member, MemberRole, User
+from service.permissions import Permission
 from service.users import me, parse_snowflake
 
 MAX_APPLICATIONS = 25
+BOT_SCOPE = "bot"
+# Scopes accepted beside ``bot``; they grant nothing more here. Plain OAuth2 grants are not served.
+BOT_COMPANION_SCOPES = frozenset({"applications.commands"})
 
 
 def _owned(session, identity: Identity, application_id: str) -> tuple[Application, User]:
@@ -90,3 +98,68 @@ def reset_bot_token(rt, session, identity: Identity, application_id: str, body: 
     bot = serializers.bot.dump(bot_user)
     bot["token"] = token
     return {"token": token, "bot": bot}
+
+
+# --- Adding a bot to a guild (OAuth2 consent with the bot scope) ----------------------------
+
+
+def _redirect_to(rt, app: Application, body: dict, guild_id: int, permissions: int) -> str:
+    params = {"guild_id": str(guild_id), "permissions": str(permissions)}
+    if body.get("state"):
+        params["state"] = body["state"]
+    redirect_uri = body.get("redirect_uri")
+    if redirect_uri:
+        if redirect_uri not in (app.redirect_uris or []):
+            raise field_error("redirect_uri", "INVALID_REDIRECT_URI", "Not one of the application's redirect URIs")
+        parts = urlsplit(redirect_uri)
+        query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    params["application_id"] = str(app.id)
+    return f"{rt.settings.public_url}/oauth2/authorized?{urlencode(params)}"
+
+
+def consent(rt, session, identity: Identity, body: dict) -> dict:
+    """Authorize ``client_id``: with the ``bot`` scope, its bot joins ``guild_id`` with a managed role."""
+    scopes = set(body["scope"].split())
+    if BOT_SCOPE not in scopes or scopes - BOT_COMPANION_SCOPES - {BOT_SCOPE}:
+        raise APIError(400, "INVALID_SCOPE", "Only the bot scope (optionally with applications.commands) is supported")
+    caller = me(session, identity)
+    if caller.bot:
+        raise APIError(403, "FORBIDDEN", "Bots cannot authorize applications")
+    app = session.get(Application, parse_snowflake(body["client_id"], "application", "UNKNOWN_APPLICATION"))
+    if app is None:
+        raise not_found("UNKNOWN_APPLICATION", "application")
+    if not app.bot_public and app.owner_id != caller.id:
+        raise APIError(403, "BOT_IS_PRIVATE", "Only the owner of this application can add its bot")
+    if body.get("guild_id") is None:
+        raise field_error("guild_id", "BASE_TYPE_REQUIRED", "The bot scope needs a guild")
+    access = guild_access(session, identity, body["guild_id"])
+    access.require(Permission.MANAGE_GUILD)
+    permissions = roles.parse_permissions(body.get("permissions", 0))
+    access.require_grantable(permissions)
+    guild = access.guild
+    bot_user = session.get(User, app.bot_user_id)
+    if bot_user is None:
+        raise not_found("BOT_APPLICATION_NOT_FOUND", "bot application")
+    if session.get(Member, (guild.id, bot_user.id)) is not None:
+        raise APIError(400, "BOT_ALREADY_IN_GUILD", "This bot is already in the guild")
+    redirect_to = _redirect_to(rt, app, body, guild.id, permissions)
+
+    member = members.add(rt, session, guild, bot_user)  # refuses a banned bot; publishes GUILD_MEMBER_ADD
+    # The managed role starts just above @everyone, like any new role; it is the bot's alone.
+    role = roles.add_lowest(rt, session, guild.id, name=bot_user.username[:100], color=0, permissions=permissions,
+                            hoist=False, mentionable=False, bot_user_id=bot_user.id)
+    session.execute(insert(MemberRole).values(guild_id=guild.id, user_id=bot_user.id, role_id=role.id))
+    role_data = serializers.role.dump(role)
+    audit.record(rt, session, guild.id, caller.id, Action.BOT_ADD, bot_user.id,
+                 options={"application_id": str(app.id), "permissions": str(permissions)})
+    audit.record(rt, session, guild.id, caller.id, Action.ROLE_CREATE, role.id, changes=audit.diff({}, role_data))
+    events.publish(session, "GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role_data}, guild_id=guild.id)
+    events.publish(session, "GUILD_MEMBER_UPDATE",
+                   {**members.dump(session, member, bot_user, [role.id]), "guild_id": str(guild.id)},
+                   guild_id=guild.id)
+    session.refresh(guild)
+    events.publish(session, "GUILD_CREATE", guilds.full_state(session, load_member_access(session, guild, member)),
+                   user_ids=[bot_user.id])
+    session.commit()
+    return {"redirect_to": redirect_to}

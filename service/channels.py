@@ -98,10 +98,10 @@ def create(rt, session, identity: Identity, guild_id: str, body: dict, reason: s
     if kind == LINK and not body.get("url"):
         raise field_error("url", "BASE_TYPE_REQUIRED", "A link channel needs a url")
     parent_id = _parent(session, guild, kind, body.get("parent_id"))
-    siblings = select(func.max(Channel.position)).where(Channel.guild_id == guild.id)
+    siblings = select(func.coalesce(func.max(Channel.position), -1)).where(Channel.guild_id == guild.id)
     siblings = siblings.where(Channel.parent_id == parent_id if parent_id else Channel.parent_id.is_(None))
     channel = Channel(id=rt.new_id(), guild_id=guild.id, type=kind, name=_name(kind, body["name"]),
-                      parent_id=parent_id, position=(session.scalar(siblings) or -1) + 1, nsfw=False,
+                      parent_id=parent_id, position=session.scalar(siblings) + 1, nsfw=False,
                       rate_limit_per_user=0, content_warning_level=0)
     for key in FIELDS_BY_TYPE[kind]:
         if body.get(key) is not None:

@@ -35,6 +35,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8080"
     gateway_url: str = "ws://127.0.0.1:8080/gateway"
     media_url: str = "http://127.0.0.1:8080/media"
+    storage_dir: Path = PROJECT_ROOT / "var" / "media"  # uploaded files (emojis, stickers, icons)
     max_body_bytes: int = 1024 * 1024
     smtp_host: str | None = None
     smtp_port: int = 587
@@ -108,6 +109,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         public_url=pick("PUBLIC_URL", "public_url", default=defaults.public_url).rstrip("/"),
         gateway_url=pick("GATEWAY_URL", "gateway_url", default=defaults.gateway_url),
         media_url=pick("MEDIA_URL", "media_url", default=defaults.media_url),
+        storage_dir=Path(pick("STORAGE_DIR", "storage_dir", default=defaults.storage_dir)),
         max_body_bytes=int(pick("MAX_BODY_BYTES", "max_body_bytes", default=defaults.max_body_bytes)),
         smtp_host=pick("SMTP_HOST", "smtp_host") or None,
         smtp_port=int(pick("SMTP_PORT", "smtp_port", default=defaults.smtp_port)),

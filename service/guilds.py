@@ -7,7 +7,7 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from service import accounts, audit, events, expressions, members, serializers
+from service import accounts, audit, events, expressions, images, members, serializers, storage
 from service.access import GuildAccess, guild_access
 from service.audit import Action
 from service.auth import Identity
@@ -57,7 +57,7 @@ def full_state(session, access: GuildAccess) -> dict:
     data["channels"] = [c for c in channels_of(session, guild.id) if int(c["id"]) in visible]
     data["emojis"] = expressions.list_emojis_of(session, guild.id)
     data["stickers"] = expressions.list_stickers_of(session, guild.id)
-    data["joined_at"] = serializers.DateTimeField()._serialize(access.member.joined_at, None, None)
+    data["joined_at"] = serializers.iso(access.member.joined_at)
     data["member_count"] = guild.member_count
     return data
 
@@ -67,7 +67,8 @@ def create(rt, session, identity: Identity, body: dict) -> dict:
     if owner.bot:
         raise APIError(403, "BOTS_CANNOT_CREATE_GUILDS", "Bots cannot create guilds")
     guild_id = rt.new_id()
-    guild = Guild(id=guild_id, name=body["name"].strip() or "Guild", owner_id=owner.id, member_count=0,
+    icon = images.store_guild_image(rt.storage, guild_id, "icon", body["icon"]) if body.get("icon") else None
+    guild = Guild(id=guild_id, name=body["name"].strip() or "Guild", owner_id=owner.id, member_count=0, icon=icon,
                   features=[], system_channel_flags=0, afk_timeout=300, default_message_notifications=0,
                   verification_level=0, mfa_level=0, nsfw_level=0, nsfw=False, explicit_content_filter=0,
                   content_warning_level=0, splash_card_alignment=0, disabled_operations=0)
@@ -143,6 +144,10 @@ def update(rt, session, identity: Identity, guild_id: str, body: dict, reason: s
     for key in CHANNEL_SETTINGS:
         if key in body:
             setattr(guild, key, _channel_setting(session, guild, key, body[key]))
+    for kind in images.GUILD_IMAGE_LIMITS:  # icon, banner, splash: an image replaces, null removes
+        if kind in body:
+            value = body[kind]
+            setattr(guild, kind, images.store_guild_image(rt.storage, guild.id, kind, value) if value else None)
     if "features" in body:
         requested = set(body["features"]) & TOGGLEABLE_FEATURES
         guild.features = sorted((set(guild.features) - TOGGLEABLE_FEATURES) | requested)
@@ -161,11 +166,15 @@ def delete(rt, session, identity: Identity, guild_id: str, body: dict) -> None:
     if not access.is_owner:
         raise APIError(403, "MISSING_PERMISSIONS", "Only the owner can delete the guild")
     accounts.verify_sudo(rt, session, me(session, identity), body)
-    member_ids = list(session.scalars(select(Member.user_id).where(Member.guild_id == access.guild.id)))
-    events.publish(session, "GUILD_DELETE", {"id": str(access.guild.id)}, guild_id=access.guild.id,
-                   user_ids=member_ids)
-    session.delete(access.guild)
+    guild = access.guild
+    member_ids = list(session.scalars(select(Member.user_id).where(Member.guild_id == guild.id)))
+    files = expressions.storage_keys_of(session, guild.id) + [
+        images.guild_image_key(guild.id, kind, getattr(guild, kind))
+        for kind in images.GUILD_IMAGE_LIMITS if getattr(guild, kind)]
+    events.publish(session, "GUILD_DELETE", {"id": str(guild.id)}, guild_id=guild.id, user_ids=member_ids)
+    session.delete(guild)
     session.commit()
+    storage.delete_quietly(rt.storage, *files)  # only once the rows are gone for good
 
 
 def transfer_ownership(rt, session, identity: Identity, guild_id: str, body: dict) -> dict:

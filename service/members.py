@@ -11,7 +11,7 @@ from service.access import GuildAccess, guild_access, load_member_access
 from service.audit import Action
 from service.auth import Identity
 from service.errors import APIError, field_error, limit_reached, not_found
-from service.models import Ban, Guild, Member, MemberRole, User, utcnow
+from service.models import Ban, Guild, Member, MemberRole, Role, User, utcnow
 from service.permissions import Permission
 from service.snowflake import snowflake_from_time
 from service.users import parse_snowflake
@@ -43,13 +43,18 @@ def _event_payload(data: dict, guild_id: int) -> dict:
     return {**data, "guild_id": str(guild_id)}
 
 
+def active_ban(session, guild_id: int, user_id: int) -> Ban | None:
+    """The ban keeping ``user_id`` out of the guild, if one is in force (a temporary one may have run out)."""
+    ban = session.get(Ban, (guild_id, user_id))
+    return ban if ban is not None and (ban.expires_at is None or ban.expires_at > utcnow()) else None
+
+
 def add(rt, session, guild: Guild, user: User, *, invite_code: str | None = None,
         temporary: bool = False) -> Member | None:
     """Make ``user`` a member of ``guild``; None when they already are. Banned users are refused."""
     if session.get(Member, (guild.id, user.id)) is not None:
         return None
-    ban = session.get(Ban, (guild.id, user.id))
-    if ban is not None and (ban.expires_at is None or ban.expires_at > utcnow()):
+    if active_ban(session, guild.id, user.id) is not None:
         raise APIError(403, "USER_BANNED_FROM_GUILD", "You are banned from this guild")
     joined = session.scalar(select(func.count()).select_from(Member).where(Member.user_id == user.id))
     if joined >= MAX_GUILDS:
@@ -71,6 +76,14 @@ def remove(session, guild: Guild, user_id: int) -> bool:
         return False
     session.execute(delete(MemberRole).where(MemberRole.guild_id == guild.id, MemberRole.user_id == user_id))
     session.execute(update(Guild).where(Guild.id == guild.id).values(member_count=Guild.member_count - 1))
+    # A bot's managed role (made when it was added through OAuth2) exists only for that bot: it
+    # leaves with it. Only bots own such roles, so people never match here.
+    managed = list(session.scalars(select(Role.id).where(Role.guild_id == guild.id, Role.bot_user_id == user_id)))
+    if managed:
+        session.execute(delete(Role).where(Role.id.in_(managed)))
+        for role_id in managed:
+            events.publish(session, "GUILD_ROLE_DELETE", {"guild_id": str(guild.id), "role_id": str(role_id)},
+                           guild_id=guild.id)
     events.publish(session, "GUILD_MEMBER_REMOVE", {"guild_id": str(guild.id), "user": {"id": str(user_id)}},
                    guild_id=guild.id)
     events.publish(session, "GUILD_DELETE", {"id": str(guild.id)}, user_ids=[user_id])

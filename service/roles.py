@@ -39,6 +39,18 @@ def _role(access: GuildAccess, role_id: str) -> Role:
     return role
 
 
+def add_lowest(rt, session, guild_id: int, **fields) -> Role:
+    """A new role just above @everyone (the others move up one), within MAX_GUILD_ROLES."""
+    if session.scalar(select(func.count()).select_from(Role).where(Role.guild_id == guild_id)) >= MAX_GUILD_ROLES:
+        raise limit_reached("MAX_GUILD_ROLES", "roles", MAX_GUILD_ROLES)
+    session.execute(update(Role).where(Role.guild_id == guild_id, Role.id != guild_id)
+                    .values(position=Role.position + 1))
+    role = Role(id=rt.new_id(), guild_id=guild_id, position=1, **fields)
+    session.add(role)
+    session.flush()
+    return role
+
+
 def list_roles(session, identity: Identity, guild_id: str) -> list[dict]:
     access = guild_access(session, identity, guild_id)
     return [serializers.role.dump(r) for r in _ordered(session, access.guild.id)]
@@ -48,19 +60,11 @@ def create(rt, session, identity: Identity, guild_id: str, body: dict, reason: s
     access = guild_access(session, identity, guild_id)
     access.require(Permission.MANAGE_ROLES)
     guild_id_int = access.guild.id
-    if session.scalar(select(func.count()).select_from(Role).where(Role.guild_id == guild_id_int)) >= MAX_GUILD_ROLES:
-        raise limit_reached("MAX_GUILD_ROLES", "roles", MAX_GUILD_ROLES)
     permissions = parse_permissions(body.get("permissions", 0))
     access.require_grantable(permissions)
-    # New roles start just above @everyone; the others move up one to make room.
-    session.execute(update(Role).where(Role.guild_id == guild_id_int, Role.id != guild_id_int)
-                    .values(position=Role.position + 1))
-    role = Role(id=rt.new_id(), guild_id=guild_id_int, name=(body.get("name") or "new role").strip() or "new role",
-                color=body.get("color", 0), position=1, permissions=permissions,
-                hoist=body.get("hoist", False), mentionable=body.get("mentionable", False),
-                unicode_emoji=body.get("unicode_emoji"))
-    session.add(role)
-    session.flush()
+    role = add_lowest(rt, session, guild_id_int, name=(body.get("name") or "").strip() or "new role",
+                      color=body.get("color", 0), permissions=permissions, hoist=body.get("hoist", False),
+                      mentionable=body.get("mentionable", False), unicode_emoji=body.get("unicode_emoji"))
     data = serializers.role.dump(role)
     audit.record(rt, session, guild_id_int, access.user_id, Action.ROLE_CREATE, role.id, reason=reason,
                  changes=audit.diff({}, data))
@@ -132,10 +136,9 @@ def reorder(rt, session, identity: Identity, guild_id: str, items: list[dict], r
         wanted[role.id] = item["position"]
     roles = [r for r in _ordered(session, access.guild.id) if r.id != access.guild.id]
     before = {r.id: r.position for r in roles}
-    # Moved roles take their asked-for spot; on a tie the moved role goes first, then by old order.
-    roles.sort(key=lambda r: (wanted.get(r.id, r.position), r.id not in wanted, r.position, r.id))
+    order = _place(roles, wanted)
     changed = []
-    for position, role in enumerate(roles, start=1):
+    for position, role in enumerate(order, start=1):
         if role.position != position:
             role.position = position
             changed.append(role)
@@ -145,6 +148,18 @@ def reorder(rt, session, identity: Identity, guild_id: str, items: list[dict], r
                 raise APIError(403, "MISSING_PERMISSIONS", "That order would move a role above your highest role")
     _publish_bulk(rt, session, access, changed, before, "position", reason)
     session.commit()
+
+
+def _place(roles: list[Role], wanted: dict[int, int]) -> list[Role]:
+    """Moved roles land exactly where asked (clamped to 1..n); the rest keep their order around them."""
+    slots: dict[int, Role] = {}
+    for role in sorted((r for r in roles if r.id in wanted), key=lambda r: (wanted[r.id], r.position)):
+        position = min(max(wanted[role.id], 1), len(roles))
+        while position in slots:  # two roles asked for one place: the next free one above
+            position = position + 1 if position < len(roles) else 1
+        slots[position] = role
+    rest = iter(r for r in roles if r.id not in wanted)
+    return [slots.get(position) or next(rest) for position in range(1, len(roles) + 1)]
 
 
 def set_hoist_positions(rt, session, identity: Identity, guild_id: str, items: list[dict] | None,

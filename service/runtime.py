@@ -13,6 +13,7 @@ from service.events import EventBus
 from service.mail import Mailer
 from service.net import client_address
 from service.snowflake import SnowflakeGenerator
+from service.storage import Storage
 
 EXTENSION_KEY = "fluxer"
 
@@ -25,6 +26,7 @@ class Runtime:
     passwords: PasswordHashing
     mailer: Mailer
     events: EventBus
+    storage: Storage
 
     def new_id(self) -> int:
         return self.ids.next_id()

@@ -19,10 +19,10 @@ class SnowflakeField(fields.Field):
 
 class DateTimeField(fields.Field):
     def _serialize(self, value, attr, obj, **kwargs):
-        return _iso(value)
+        return iso(value)
 
 
-def _iso(value):
+def iso(value):
     return None if value is None else value.isoformat()
 
 
@@ -88,7 +88,7 @@ class UserPrivateSchema(UserPublicSchema):
     pending_bulk_message_deletion = fields.Constant(None)
     age_verified_adult = fields.Constant(False)
     terms_agreed_at = DateTimeField()
-    privacy_agreed_at = fields.Function(lambda user: _iso(user.terms_agreed_at))  # agreed together
+    privacy_agreed_at = fields.Function(lambda user: iso(user.terms_agreed_at))  # agreed together
 
 
 class AuthSessionSchema(Schema):
@@ -194,6 +194,10 @@ class GuildSchema(Schema):
     disabled_operations = fields.Integer()
     message_history_cutoff = DateTimeField()
     member_count = fields.Integer()
+    approximate_member_count = fields.Function(lambda guild: guild.member_count)
+    # Presence arrives with the gateway; until a session reports one, nobody counts as online.
+    approximate_presence_count = fields.Constant(0)
+    online_count = fields.Constant(0)
 
 
 class ChannelSchema(Schema):
@@ -214,6 +218,7 @@ class ChannelSchema(Schema):
     last_message_id = SnowflakeField()
     last_pin_timestamp = fields.Constant(None)
     nsfw = fields.Boolean()
+    nsfw_override = fields.Constant(None)
     content_warning_level = fields.Integer()
     content_warning_text = fields.String(allow_none=True)
     rate_limit_per_user = fields.Integer()

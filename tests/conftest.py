@@ -46,8 +46,9 @@ def make_settings(database_url: str, **environ):
 
 
 @pytest.fixture(scope="session")
-def app(database_url):
-    return create_app(make_settings(database_url))
+def app(database_url, tmp_path_factory):
+    # Uploaded files (emojis, stickers) go to a throwaway directory, not the project's var/.
+    return create_app(make_settings(database_url, STORAGE_DIR=str(tmp_path_factory.mktemp("media"))))
 
 
 @pytest.fixture
@@ -97,3 +98,59 @@ def register(client):
         return Account(client, email, data["token"], data["user_id"], ip)
 
     return _register
+
+
+@pytest.fixture
+def published(app):
+    """Every gateway event published while the test runs, in order."""
+    seen = []
+    unsubscribe = app.runtime.events.subscribe(seen.append)
+    yield seen
+    unsubscribe()
+
+
+@pytest.fixture
+def make_guild(client):
+    """make_guild(owner, name=...) -> the created guild's JSON (roles and channels included)."""
+
+    def _make_guild(owner: Account, name: str = "Test Guild") -> dict:
+        response = client.post("/v1/guilds", json={"name": name}, headers=owner.auth)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    return _make_guild
+
+
+@pytest.fixture
+def join(client):
+    """join(account, guild) -> member JSON: adds ``account`` to ``guild`` through a fresh invite from its owner."""
+
+    def _join(account: Account, guild: dict, owner: Account) -> dict:
+        channel_id = guild["system_channel_id"]
+        invite = client.post(f"/v1/channels/{channel_id}/invites", json={"max_age": 0}, headers=owner.auth)
+        assert invite.status_code == 200, invite.text
+        accepted = client.post(f"/v1/invites/{invite.json()['code']}", headers=account.auth)
+        assert accepted.status_code == 200, accepted.text
+        member = client.get(f"/v1/guilds/{guild['id']}/members/{account.user_id}", headers=owner.auth)
+        assert member.status_code == 200, member.text
+        return member.json()
+
+    return _join
+
+
+@pytest.fixture
+def add_member(app):
+    """add_member(account, guild): makes ``account`` a member directly, without going through an invite."""
+    from service import members
+    from service.models import Guild, User
+
+    def _add_member(account: Account, guild: dict) -> None:
+        rt = app.runtime
+        session = rt.db.session
+        try:
+            members.add(rt, session, session.get(Guild, int(guild["id"])), session.get(User, int(account.user_id)))
+            session.commit()
+        finally:
+            rt.db.remove()
+
+    return _add_member
