@@ -11,6 +11,7 @@ from service.auth import Identity
 from service.errors import APIError, field_error, limit_reached, not_found
 from service.models import Channel, Guild, Member, PermissionOverwrite
 from service.permissions import MEMBER_OVERWRITE, ROLE_OVERWRITE, Permission
+from service.roles import parse_permissions
 from service.users import parse_snowflake
 
 TEXT, VOICE, CATEGORY, LINK = 0, 2, 4, 998
@@ -64,6 +65,12 @@ def _parent(session, guild: Guild, kind: int, value) -> int | None:
     return parent.id
 
 
+def _bits(item: dict, path: str = "") -> tuple[int, int]:
+    """An overwrite's (allow, deny), refusing bits no permission defines."""
+    return (parse_permissions(item.get("allow", 0), f"{path}allow"),
+            parse_permissions(item.get("deny", 0), f"{path}deny"))
+
+
 def _check_overwrite_target(session, access: GuildAccess, target_id: int, kind: int, path: str) -> None:
     if kind == ROLE_OVERWRITE and target_id not in access.roles:
         raise field_error(path, "UNKNOWN_ROLE", "Unknown role")
@@ -113,7 +120,7 @@ def create(rt, session, identity: Identity, guild_id: str, body: dict, reason: s
     session.flush()
     for index, item in enumerate(body.get("permission_overwrites") or []):
         target, kind_ = parse_snowflake(item["id"], "role", "UNKNOWN_ROLE"), item["type"]
-        allow, deny = int(item.get("allow", 0)), int(item.get("deny", 0))
+        allow, deny = _bits(item, f"permission_overwrites.{index}.")
         _check_overwrite_target(session, access, target, kind_, f"permission_overwrites.{index}.id")
         _require_overwrite_rights(access.permissions, access, allow, deny)
         session.merge(PermissionOverwrite(channel_id=channel.id, target_id=target, type=kind_, allow=allow, deny=deny))
@@ -170,7 +177,7 @@ def _replace_overwrites(session, access: ChannelAccess, items: list[dict]) -> No
     wanted = {}
     for index, item in enumerate(items):
         target = parse_snowflake(item["id"], "role", "UNKNOWN_ROLE")
-        allow, deny = int(item.get("allow", 0)), int(item.get("deny", 0))
+        allow, deny = _bits(item, f"permission_overwrites.{index}.")
         _check_overwrite_target(session, access.guild, target, item["type"], f"permission_overwrites.{index}.id")
         wanted[target] = (item["type"], allow, deny)
     current = {o.target_id: o for o in overwrites_of(session, access.channel.id)}
@@ -267,7 +274,7 @@ def set_overwrite(rt, session, identity: Identity, channel_id: str, overwrite_id
                   reason: str | None) -> None:
     access = channel_access(session, identity, channel_id)
     target = parse_snowflake(overwrite_id, "overwrite", "UNKNOWN_OVERWRITE")
-    kind, allow, deny = body["type"], int(body.get("allow", 0)), int(body.get("deny", 0))
+    kind, (allow, deny) = body["type"], _bits(body)
     _check_overwrite_target(session, access.guild, target, kind, "id")
     existing = session.get(PermissionOverwrite, (access.channel.id, target))
     old = {"type": existing.type, "allow": str(existing.allow), "deny": str(existing.deny)} if existing else {}

@@ -14,7 +14,7 @@ from service.errors import APIError, field_error, limit_reached, not_found
 from service.models import Ban, Guild, Member, MemberRole, Role, User, utcnow
 from service.permissions import Permission
 from service.snowflake import snowflake_from_time
-from service.users import parse_snowflake
+from service.users import MAX_SNOWFLAKE, parse_snowflake
 
 MAX_GUILDS = 100
 MAX_TIMEOUT = timedelta(days=28)
@@ -279,7 +279,8 @@ def search(session, identity: Identity, guild_id: str, body: dict) -> dict:
             query = query.where(column >= moment if op == "ge" else column <= moment)
     for key, op in (("user_created_at_gte", "ge"), ("user_created_at_lte", "le")):
         if key in body:
-            bound = snowflake_from_time(datetime.fromtimestamp(body[key] / 1000, tz=UTC))
+            # Ids only go up to 2**63-1 (about the year 2084); a later bound must not overflow the column.
+            bound = min(snowflake_from_time(datetime.fromtimestamp(body[key] / 1000, tz=UTC)), MAX_SNOWFLAKE)
             query = query.where(User.id >= bound if op == "ge" else User.id <= bound)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     descending = body.get("sort_order", "desc") == "desc"

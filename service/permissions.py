@@ -99,7 +99,7 @@ def guild_permissions(*, is_owner: bool, everyone: int, role_permissions: Iterab
         return ALL
     if timed_out:
         return base & TIMEOUT_ALLOWED
-    return base
+    return base & ALL  # bits no permission defines mean nothing
 
 
 def channel_permissions(base: int, *, guild_id: int, user_id: int, member_role_ids: Iterable[int],
@@ -126,4 +126,4 @@ def channel_permissions(base: int, *, guild_id: int, user_id: int, member_role_i
         return 0
     if timed_out:
         permissions &= TIMEOUT_ALLOWED
-    return permissions
+    return permissions & ALL

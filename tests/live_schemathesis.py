@@ -73,7 +73,8 @@ def schemathesis(spec_url: str, token: str, *selection: str, env: dict[str, str]
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        env = {"FLUXER_ENV": "test", "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{tmp}/fuzz.sqlite3"}
+        env = {"FLUXER_ENV": "test", "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{tmp}/fuzz.sqlite3",
+               "STORAGE_DIR": f"{tmp}/media"}
         migrate(env)
         with live_server(env) as base:
             spec_url = f"{base}/openapi.json"

@@ -194,3 +194,18 @@ def test_member_without_manage_channels(client, register, make_guild, add_member
     ):
         assert response.status_code == 404 and response.json()["code"] == "UNKNOWN_CHANNEL"
     assert client.get(f"/v1/channels/{general['id']}", headers=owner.auth).json()["topic"] is None
+
+
+def test_overwrites_refuse_unknown_permission_bits(client, register, make_guild):
+    owner = register()
+    guild = make_guild(owner)
+    general = _channels(guild)["general"]
+    response = client.put(f"/v1/channels/{general['id']}/permissions/{guild['id']}",
+                          json={"type": 0, "allow": str(1 << 19)}, headers=owner.auth)
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"path": "allow", "code": "INVALID_PERMISSIONS_INTEGER",
+                                          "message": "Unknown permission bits"}]
+    created = _create(client, owner, guild, type=0, name="x",
+                      permission_overwrites=[{"id": guild["id"], "type": 0, "deny": str(1 << 19)}])
+    assert created.status_code == 400 and created.json()["errors"][0]["path"] == "permission_overwrites.0.deny"
+    assert client.get(f"/v1/channels/{general['id']}", headers=owner.auth).json()["permission_overwrites"] == []

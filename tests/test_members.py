@@ -171,3 +171,16 @@ def test_search(client, register, make_guild, add_member):
     assert paged["total_result_count"] == 3 and [m["user_id"] for m in paged["members"]] == [rose.user_id]
     literal = client.post(url, json={"query": "%"}, headers=ivy.auth).json()
     assert literal["members"] == []  # LIKE wildcards are matched literally
+
+
+def test_search_accepts_the_widest_time_bounds(client, register, make_guild):
+    owner = register()
+    guild = make_guild(owner)
+    body = {"joined_at_gte": 0, "joined_at_lte": 253402300799000, "user_created_at_gte": 1420070400000,
+            "user_created_at_lte": 253402300799000}
+    response = client.post(f"/v1/guilds/{guild['id']}/members-search", json=body, headers=owner.auth)
+    assert response.status_code == 200, response.text
+    assert [m["user_id"] for m in response.json()["members"]] == [owner.user_id]
+    none_yet = client.post(f"/v1/guilds/{guild['id']}/members-search", json={**body, "joined_at_lte": 0},
+                           headers=owner.auth)
+    assert none_yet.json()["members"] == [] and none_yet.json()["total_result_count"] == 0
