@@ -66,9 +66,15 @@ def _parent(session, guild: Guild, kind: int, value) -> int | None:
 
 
 def _bits(item: dict, path: str = "") -> tuple[int, int]:
-    """An overwrite's (allow, deny), refusing bits no permission defines."""
-    return (parse_permissions(item.get("allow", 0), f"{path}allow"),
-            parse_permissions(item.get("deny", 0), f"{path}deny"))
+    """An overwrite's (allow, deny), refusing bits no permission defines, and ADMINISTRATOR:
+    only roles make an administrator, so a channel cannot grant or take it."""
+    bits = []
+    for key in ("allow", "deny"):
+        value = parse_permissions(item.get(key, 0), f"{path}{key}")
+        if value & Permission.ADMINISTRATOR:
+            raise field_error(f"{path}{key}", "INVALID_PERMISSIONS_INTEGER", "ADMINISTRATOR cannot be set on a channel")
+        bits.append(value)
+    return bits[0], bits[1]
 
 
 def _check_overwrite_target(session, access: GuildAccess, target_id: int, kind: int, path: str) -> None:

@@ -209,3 +209,13 @@ def test_overwrites_refuse_unknown_permission_bits(client, register, make_guild)
                       permission_overwrites=[{"id": guild["id"], "type": 0, "deny": str(1 << 19)}])
     assert created.status_code == 400 and created.json()["errors"][0]["path"] == "permission_overwrites.0.deny"
     assert client.get(f"/v1/channels/{general['id']}", headers=owner.auth).json()["permission_overwrites"] == []
+
+
+def test_administrator_cannot_be_set_on_a_channel(client, register, make_guild):
+    owner = register()
+    guild = make_guild(owner)
+    general = _channels(guild)["general"]
+    response = client.put(f"/v1/channels/{general['id']}/permissions/{guild['id']}",
+                          json={"type": 0, "allow": str(int(Permission.ADMINISTRATOR))}, headers=owner.auth)
+    assert response.status_code == 400 and response.json()["errors"][0]["path"] == "allow"
+    assert client.get(f"/v1/channels/{general['id']}", headers=owner.auth).json()["permission_overwrites"] == []
