@@ -224,6 +224,7 @@ class Channel(Base):
     content_warning_level: Mapped[int] = mapped_column(Integer, default=0)
     content_warning_text: Mapped[str | None] = mapped_column(String(256))
     last_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    owner_id: Mapped[int | None] = mapped_column(BigInteger)  # group DMs
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -342,3 +343,97 @@ class Sticker(Base):
     content_type: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Messages -----------------------------------------------------------------------------
+
+
+class Message(Base):
+    """One message. History reads walk (channel_id, id) backwards: ids are time-ordered snowflakes."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_channel_id_id", "channel_id", "id"),
+        Index("ix_messages_channel_nonce", "channel_id", "author_id", "nonce"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    type: Mapped[int] = mapped_column(Integer, default=0)
+    content: Mapped[str] = mapped_column(Text, default="")
+    flags: Mapped[int] = mapped_column(Integer, default=0)
+    tts: Mapped[bool] = mapped_column(Boolean, default=False)
+    nonce: Mapped[str | None] = mapped_column(String(64))
+    mention_everyone: Mapped[bool] = mapped_column(Boolean, default=False)
+    mentions: Mapped[list] = mapped_column(JSON, default=list)  # user ids, as strings
+    mention_roles: Mapped[list] = mapped_column(JSON, default=list)  # role ids, as strings
+    embeds: Mapped[list] = mapped_column(JSON, default=list)
+    sticker_ids: Mapped[list] = mapped_column(JSON, default=list)
+    referenced_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    pinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Reaction(Base):
+    __tablename__ = "reactions"
+    __table_args__ = (Index("ix_reactions_message_emoji", "message_id", "emoji_key", "created_at"),)
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    emoji_key: Mapped[str] = mapped_column(String(128), primary_key=True)  # a unicode emoji, or "name:id"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    flags: Mapped[int] = mapped_column(Integer, default=0)
+    description: Mapped[str | None] = mapped_column(String(1024))
+
+
+class ReadState(Base):
+    __tablename__ = "read_states"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    last_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_pin_ack_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mention_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ChannelRecipient(Base):
+    """Who is in a DM or group DM (channels without a guild)."""
+
+    __tablename__ = "channel_recipients"
+
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Relationship(Base):
+    """One side's view: friend (1), blocked (2), incoming request (3), outgoing request (4)."""
+
+    __tablename__ = "relationships"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    type: Mapped[int] = mapped_column(Integer)
+    nickname: Mapped[str | None] = mapped_column(String(32))
+    since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserNote(Base):
+    __tablename__ = "user_notes"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    note: Mapped[str] = mapped_column(String(256))

@@ -8,6 +8,7 @@ from marshmallow import Schema, fields
 
 from service.flags import PUBLIC_USER_FLAGS
 from service.net import mask
+from service.snowflake import snowflake_time
 
 
 class SnowflakeField(fields.Field):
@@ -317,3 +318,45 @@ def serialize_ban(ban_row, user_row) -> dict:
     data = ban.dump(ban_row)
     data["user"] = user_public.dump(user_row)
     return data
+
+
+# --- Messages -----------------------------------------------------------------------------
+
+
+class MessageSchema(Schema):
+    id = SnowflakeField()
+    channel_id = SnowflakeField()
+    guild_id = SnowflakeField()
+    webhook_id = fields.Constant(None)
+    type = fields.Integer()
+    flags = fields.Integer()
+    content = fields.String()
+    timestamp = fields.Function(lambda m: iso(snowflake_time(m.id)))
+    edited_timestamp = DateTimeField(attribute="edited_at")
+    pinned = fields.Function(lambda m: m.pinned_at is not None)
+    mention_everyone = fields.Boolean()
+    tts = fields.Boolean()
+    mention_roles = fields.List(fields.String())
+    embeds = fields.List(fields.Dict())
+    stickers = fields.Function(lambda m: [{"id": s} for s in m.sticker_ids])
+    nonce = fields.String(allow_none=True)
+
+
+message = MessageSchema()
+
+
+def iso_id(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def emoji_of_key(key: str) -> dict:
+    """A reaction's emoji from its stored key: ``name:id`` for a custom emoji, else the unicode text."""
+    name, _, emoji_id = key.rpartition(":")
+    if name and emoji_id.isdigit():
+        return {"id": emoji_id, "name": name}
+    return {"id": None, "name": key}
+
+
+def dump_attachment(row) -> dict:
+    return {"id": str(row.id), "filename": row.filename, "size": row.size, "content_type": row.content_type,
+            "width": row.width, "height": row.height, "flags": row.flags, "description": row.description}

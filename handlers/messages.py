@@ -1,0 +1,42 @@
+"""Handlers for openapi/messages.yaml."""
+
+from service import messages
+from service.auth import Identity
+from service.runtime import audit_reason, current
+
+
+def list_messages(channel_id, token_info, limit=50, before=None, after=None, around=None):
+    identity = Identity.from_token_info(token_info)
+    return messages.list_messages(current().db.session, identity, channel_id, limit=limit, before=before, after=after,
+                                  around=around), 200
+
+
+def send_message(channel_id, body, token_info):
+    rt = current()
+    return messages.send(rt, rt.db.session, Identity.from_token_info(token_info), channel_id, body), 200
+
+
+def get_message(channel_id, message_id, token_info):
+    return messages.get(current().db.session, Identity.from_token_info(token_info), channel_id, message_id), 200
+
+
+def edit_message(channel_id, message_id, body, token_info):
+    identity = Identity.from_token_info(token_info)
+    return messages.edit(current().db.session, identity, channel_id, message_id, body), 200
+
+
+def delete_message(channel_id, message_id, token_info):
+    rt = current()
+    messages.remove(rt, rt.db.session, Identity.from_token_info(token_info), channel_id, message_id, audit_reason())
+    return None, 204
+
+
+def bulk_delete_messages(channel_id, body, token_info):
+    rt = current()
+    messages.bulk_delete(rt, rt.db.session, Identity.from_token_info(token_info), channel_id, body, audit_reason())
+    return None, 204
+
+
+def indicate_typing(channel_id, token_info):
+    messages.typing(current().db.session, Identity.from_token_info(token_info), channel_id)
+    return None, 204

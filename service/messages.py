@@ -1,0 +1,323 @@
+"""Messages in guild text channels: send, read history, edit, delete, bulk delete, typing.
+
+History is read newest first by walking the (channel_id, id) index: snowflake ids grow with
+time, so "the 50 before X" is one index range scan however long the channel is. Everything a
+page shows (authors, reactions, attachments, replied-to messages) is loaded in one query per
+kind, never one per message.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import case, delete, func, select
+
+from service import audit, events, serializers
+from service.access import ChannelAccess, channel_access
+from service.audit import Action
+from service.auth import Identity
+from service.channels import TEXT
+from service.errors import APIError, field_error, not_found
+from service.models import Attachment, Channel, Member, Message, Reaction, Role, Sticker, User, utcnow
+from service.permissions import Permission
+from service.snowflake import snowflake_from_time, snowflake_time
+from service.users import me, parse_snowflake
+
+MAX_CONTENT = 2000
+MAX_BOT_CONTENT = 4000
+DEFAULT_LIMIT = 50
+BULK_DELETE_MAX_AGE = timedelta(days=14)
+TEXT_CHANNEL_TYPES = (TEXT,)
+DEFAULT_TYPE, REPLY_TYPE = 0, 19
+SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS = 1 << 2, 1 << 12
+SETTABLE_FLAGS = SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS
+USER_MENTION = re.compile(r"<@!?(\d{1,20})>")
+ROLE_MENTION = re.compile(r"<@&(\d{1,20})>")
+EVERYONE_MENTION = re.compile(r"@(everyone|here)\b")
+
+
+# --- Reading --------------------------------------------------------------------------------
+
+
+def _readable(session, identity: Identity, channel_id: str) -> ChannelAccess:
+    access = channel_access(session, identity, channel_id)
+    access.require(Permission.READ_MESSAGE_HISTORY)
+    return access
+
+
+def _message(session, access: ChannelAccess, message_id: str) -> Message:
+    message = session.get(Message, parse_snowflake(message_id, "message", "UNKNOWN_MESSAGE"))
+    if message is None or message.channel_id != access.channel.id:
+        raise not_found("UNKNOWN_MESSAGE", "message")
+    return message
+
+
+def dump_many(session, messages: list[Message], viewer_id: int) -> list[dict]:
+    """Wire form of a page of messages, with every related row loaded in batches."""
+    if not messages:
+        return []
+    ids = [m.id for m in messages]
+    referenced_ids = {m.referenced_message_id for m in messages if m.referenced_message_id}
+    referenced = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(referenced_ids)))} \
+        if referenced_ids else {}
+    people = {m.author_id for m in [*messages, *referenced.values()]}
+    for m in [*messages, *referenced.values()]:
+        people.update(int(u) for u in m.mentions)
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(people)))}
+    reactions: dict[int, dict[str, list]] = {}
+    rows = session.execute(
+        select(Reaction.message_id, Reaction.emoji_key, func.count(),
+               func.max(case((Reaction.user_id == viewer_id, 1), else_=0)), func.min(Reaction.created_at))
+        .where(Reaction.message_id.in_(ids)).group_by(Reaction.message_id, Reaction.emoji_key))
+    for message_id, emoji_key, count, mine, first in rows:
+        reactions.setdefault(message_id, {})[emoji_key] = [count, bool(mine), first]
+    attachments: dict[int, list[Attachment]] = {}
+    for attachment in session.scalars(select(Attachment).where(Attachment.message_id.in_(ids))
+                                      .order_by(Attachment.id)):
+        attachments.setdefault(attachment.message_id, []).append(attachment)
+
+    def one(message: Message, nested: bool) -> dict:
+        data = serializers.message.dump(message)
+        data["author"] = serializers.user_public.dump(users[message.author_id])
+        data["mentions"] = [serializers.user_public.dump(users[int(u)]) for u in message.mentions if int(u) in users]
+        data["attachments"] = [serializers.dump_attachment(a) for a in attachments.get(message.id, [])]
+        ordered = sorted(reactions.get(message.id, {}).items(), key=lambda item: item[1][2])
+        data["reactions"] = [{"emoji": serializers.emoji_of_key(key), "count": count, "me": mine}
+                             for key, (count, mine, _first) in ordered]
+        if message.referenced_message_id:
+            data["message_reference"] = {"message_id": str(message.referenced_message_id),
+                                         "channel_id": str(message.channel_id),
+                                         "guild_id": serializers.iso_id(message.guild_id)}
+            target = referenced.get(message.referenced_message_id)
+            data["referenced_message"] = one(target, True) if target is not None and not nested else None
+        return data
+
+    return [one(m, False) for m in messages]
+
+
+def dump(session, message: Message, viewer_id: int) -> dict:
+    return dump_many(session, [message], viewer_id)[0]
+
+
+def list_messages(session, identity: Identity, channel_id: str, *, limit: int, before: str | None,
+                  after: str | None, around: str | None) -> list[dict]:
+    if sum(value is not None for value in (before, after, around)) > 1:
+        raise field_error("before", "INVALID_QUERY", "Send at most one of before, after and around")
+    access = _readable(session, identity, channel_id)
+    base = select(Message).where(Message.channel_id == access.channel.id)
+    if around is not None:  # the message itself and those on either side, newest first
+        pivot = int(around)
+        newer = list(session.scalars(base.where(Message.id >= pivot).order_by(Message.id).limit(limit - limit // 2)))
+        older = list(session.scalars(base.where(Message.id < pivot).order_by(Message.id.desc())
+                                     .limit(limit - len(newer))))
+        rows = sorted(newer + older, key=lambda m: m.id, reverse=True)
+    elif after is not None:
+        rows = list(session.scalars(base.where(Message.id > int(after)).order_by(Message.id).limit(limit)))
+        rows.reverse()
+    else:
+        if before is not None:
+            base = base.where(Message.id < int(before))
+        rows = list(session.scalars(base.order_by(Message.id.desc()).limit(limit)))
+    return dump_many(session, rows, identity.user_id)
+
+
+def get(session, identity: Identity, channel_id: str, message_id: str) -> dict:
+    access = _readable(session, identity, channel_id)
+    return dump(session, _message(session, access, message_id), identity.user_id)
+
+
+# --- Sending --------------------------------------------------------------------------------
+
+
+def _mentions(session, access: ChannelAccess, content: str, allowed: dict | None,
+              reply_author: int | None) -> tuple[list[int], list[int], bool]:
+    """(user ids, role ids, everyone) that this content really mentions, as allowed_mentions permits."""
+    guild_id = access.channel.guild_id
+    parse = set(allowed.get("parse", [])) if allowed is not None else {"users", "roles", "everyone"}
+    allowed_users = {int(u) for u in (allowed or {}).get("users", [])}
+    allowed_roles = {int(r) for r in (allowed or {}).get("roles", [])}
+    users = [int(u) for u in USER_MENTION.findall(content)]
+    users = [u for u in dict.fromkeys(users) if "users" in parse or u in allowed_users]
+    if reply_author is not None and (allowed is None or allowed.get("replied_user", True)):
+        users.append(reply_author)
+    if users:
+        present = set(session.scalars(select(Member.user_id).where(Member.guild_id == guild_id,
+                                                                   Member.user_id.in_(users))))
+        users = [u for u in dict.fromkeys(users) if u in present]
+    roles = [int(r) for r in dict.fromkeys(ROLE_MENTION.findall(content))]
+    roles = [r for r in roles if "roles" in parse or r in allowed_roles]
+    if roles:
+        can_ping_all = access.has(Permission.MENTION_EVERYONE)
+        rows = session.execute(select(Role.id, Role.mentionable).where(Role.guild_id == guild_id, Role.id.in_(roles)))
+        mentionable = {role_id for role_id, flag in rows if flag or can_ping_all}
+        roles = [r for r in roles if r in mentionable and r != guild_id]
+    everyone = bool(EVERYONE_MENTION.search(content)) and "everyone" in parse \
+        and access.has(Permission.MENTION_EVERYONE)
+    return users, roles, everyone
+
+
+def _check_stickers(session, access: ChannelAccess, sticker_ids: list) -> list[str]:
+    ids = [parse_snowflake(s, "sticker", "UNKNOWN_STICKER") for s in sticker_ids]
+    if not ids:
+        return []
+    found = set(session.scalars(select(Sticker.id).where(Sticker.id.in_(ids))))
+    local = set(session.scalars(select(Sticker.id).where(Sticker.id.in_(ids),
+                                                         Sticker.guild_id == access.channel.guild_id)))
+    for index, sticker_id in enumerate(ids):
+        if sticker_id not in found:
+            raise field_error(f"sticker_ids.{index}", "UNKNOWN_STICKER", "Unknown sticker")
+        if sticker_id not in local and not access.has(Permission.USE_EXTERNAL_STICKERS):
+            raise APIError(403, "MISSING_PERMISSIONS", "Missing permissions", permissions=["USE_EXTERNAL_STICKERS"])
+    return [str(i) for i in ids]
+
+
+def _slowmode(session, access: ChannelAccess, author_id: int) -> None:
+    seconds = access.channel.rate_limit_per_user or 0
+    if not seconds or access.has(Permission.BYPASS_SLOWMODE) or access.has(Permission.MANAGE_MESSAGES) \
+            or access.has(Permission.MANAGE_CHANNELS):
+        return
+    last = session.scalar(select(func.max(Message.id)).where(Message.channel_id == access.channel.id,
+                                                             Message.author_id == author_id))
+    if last is None:
+        return
+    wait = (snowflake_time(last) + timedelta(seconds=seconds) - utcnow()).total_seconds()
+    if wait > 0:
+        retry = round(wait, 3)
+        raise APIError(429, "SLOWMODE_RATE_LIMITED", "This channel is in slowmode", retry_after=retry, **{"global": False},
+                       headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+
+
+def send(rt, session, identity: Identity, channel_id: str, body: dict) -> dict:
+    access = channel_access(session, identity, channel_id)
+    if access.channel.type not in TEXT_CHANNEL_TYPES:
+        raise APIError(400, "CANNOT_SEND_MESSAGES_IN_NON_TEXT_CHANNEL", "Messages go to text channels")
+    access.require(Permission.SEND_MESSAGES)
+    author = me(session, identity)
+    content = body.get("content") or ""
+    limit = MAX_BOT_CONTENT if author.bot else MAX_CONTENT
+    if len(content) > limit:
+        raise field_error("content", "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length")
+    embeds = body.get("embeds") or []
+    if embeds:
+        access.require(Permission.EMBED_LINKS)
+    sticker_ids = _check_stickers(session, access, body.get("sticker_ids") or [])
+    if not content.strip() and not embeds and not sticker_ids:
+        raise APIError(400, "CANNOT_SEND_EMPTY_MESSAGE", "Cannot send an empty message")
+    nonce = None if body.get("nonce") is None else str(body["nonce"])
+    if nonce is not None and body.get("enforce_nonce"):
+        earlier = session.scalar(select(Message).where(Message.channel_id == access.channel.id,
+                                                       Message.author_id == author.id, Message.nonce == nonce)
+                                 .order_by(Message.id).limit(1))
+        if earlier is not None:
+            return dump(session, earlier, author.id)
+    _slowmode(session, access, author.id)
+    reference, reply_author = None, None
+    if body.get("message_reference"):
+        reference = session.get(Message, parse_snowflake(body["message_reference"]["message_id"], "message",
+                                                         "UNKNOWN_MESSAGE"))
+        if reference is None or reference.channel_id != access.channel.id:
+            raise field_error("message_reference.message_id", "UNKNOWN_MESSAGE", "Unknown message")
+        access.require(Permission.READ_MESSAGE_HISTORY)
+        reply_author = reference.author_id
+    users, roles, everyone = _mentions(session, access, content, body.get("allowed_mentions"), reply_author)
+    message = Message(
+        id=rt.new_id(), channel_id=access.channel.id, guild_id=access.channel.guild_id, author_id=author.id,
+        type=REPLY_TYPE if reference else DEFAULT_TYPE, content=content, flags=int(body.get("flags") or 0) & SETTABLE_FLAGS,
+        tts=bool(body.get("tts")) and access.has(Permission.SEND_TTS_MESSAGES), nonce=nonce,
+        mention_everyone=everyone, mentions=[str(u) for u in users], mention_roles=[str(r) for r in roles],
+        embeds=embeds, sticker_ids=sticker_ids, referenced_message_id=reference.id if reference else None,
+    )
+    session.add(message)
+    session.execute(Channel.__table__.update().where(Channel.id == access.channel.id)
+                    .values(last_message_id=message.id))
+    session.flush()
+    data = dump(session, message, author.id)
+    events.publish(session, "MESSAGE_CREATE", {**data, "guild_id": serializers.iso_id(message.guild_id)},
+                   guild_id=message.guild_id, channel_id=message.channel_id)
+    session.commit()
+    return data
+
+
+# --- Changing -------------------------------------------------------------------------------
+
+
+def edit(session, identity: Identity, channel_id: str, message_id: str, body: dict) -> dict:
+    access = channel_access(session, identity, channel_id)
+    message = _message(session, access, message_id)
+    if message.author_id != identity.user_id:
+        # Others may only hide a message's embeds, with MANAGE_MESSAGES; nothing else.
+        if set(body) - {"flags"} or not access.has(Permission.MANAGE_MESSAGES):
+            raise APIError(403, "CANNOT_EDIT_OTHER_USER_MESSAGE", "You can only edit your own messages")
+        message.flags = (message.flags & ~SUPPRESS_EMBEDS) | (int(body.get("flags") or 0) & SUPPRESS_EMBEDS)
+    else:
+        if "content" in body:
+            content = body["content"] or ""
+            limit = MAX_BOT_CONTENT if me(session, identity).bot else MAX_CONTENT
+            if len(content) > limit:
+                raise field_error("content", "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length")
+            message.content = content
+            users, roles, everyone = _mentions(session, access, content, body.get("allowed_mentions"), None)
+            message.mentions, message.mention_roles = [str(u) for u in users], [str(r) for r in roles]
+            message.mention_everyone = everyone
+        if "embeds" in body:
+            if body["embeds"]:
+                access.require(Permission.EMBED_LINKS)
+            message.embeds = body["embeds"] or []
+        if body.get("flags") is not None:
+            message.flags = int(body["flags"]) & SETTABLE_FLAGS
+        if not message.content.strip() and not message.embeds and not message.sticker_ids:
+            raise APIError(400, "CANNOT_SEND_EMPTY_MESSAGE", "Cannot send an empty message")
+    message.edited_at = utcnow()
+    session.flush()
+    data = dump(session, message, identity.user_id)
+    events.publish(session, "MESSAGE_UPDATE", {**data, "guild_id": serializers.iso_id(message.guild_id)},
+                   guild_id=message.guild_id, channel_id=message.channel_id)
+    session.commit()
+    return data
+
+
+def remove(rt, session, identity: Identity, channel_id: str, message_id: str, reason: str | None) -> None:
+    access = channel_access(session, identity, channel_id)
+    message = _message(session, access, message_id)
+    if message.author_id != identity.user_id:
+        access.require(Permission.MANAGE_MESSAGES)
+        audit.record(rt, session, message.guild_id, identity.user_id, Action.MESSAGE_DELETE, message.author_id,
+                     reason=reason, options={"channel_id": str(message.channel_id), "count": "1"})
+    session.delete(message)
+    events.publish(session, "MESSAGE_DELETE", {"id": str(message.id), "channel_id": str(message.channel_id),
+                                               "guild_id": serializers.iso_id(message.guild_id)},
+                   guild_id=message.guild_id, channel_id=message.channel_id)
+    session.commit()
+
+
+def bulk_delete(rt, session, identity: Identity, channel_id: str, body: dict, reason: str | None) -> None:
+    access = channel_access(session, identity, channel_id)
+    access.require(Permission.MANAGE_MESSAGES)
+    ids = list(dict.fromkeys(parse_snowflake(m, "message", "UNKNOWN_MESSAGE") for m in body["messages"]))
+    if len(ids) < 2:
+        raise field_error("messages", "BASE_TYPE_BAD_LENGTH", "Send 2 to 100 distinct message ids")
+    oldest = snowflake_from_time(utcnow() - BULK_DELETE_MAX_AGE)
+    for index, message_id in enumerate(ids):
+        if message_id < oldest:
+            raise field_error(f"messages.{index}", "MESSAGE_TOO_OLD", "Messages older than 14 days cannot be bulk deleted")
+    found = list(session.scalars(select(Message.id).where(Message.id.in_(ids),
+                                                          Message.channel_id == access.channel.id)))
+    if found:
+        session.execute(delete(Message).where(Message.id.in_(found)))
+        audit.record(rt, session, access.channel.guild_id, identity.user_id, Action.MESSAGE_BULK_DELETE,
+                     access.channel.id, reason=reason, options={"count": str(len(found))})
+        events.publish(session, "MESSAGE_DELETE_BULK",
+                       {"ids": [str(i) for i in sorted(found)], "channel_id": str(access.channel.id),
+                        "guild_id": serializers.iso_id(access.channel.guild_id)},
+                       guild_id=access.channel.guild_id, channel_id=access.channel.id)
+    session.commit()
+
+
+def typing(session, identity: Identity, channel_id: str) -> None:
+    access = channel_access(session, identity, channel_id)
+    access.require(Permission.SEND_MESSAGES)
+    payload = {"channel_id": str(access.channel.id), "user_id": str(identity.user_id),
+               "timestamp": int(utcnow().timestamp()), "guild_id": serializers.iso_id(access.channel.guild_id)}
+    events.publish(session, "TYPING_START", payload, guild_id=access.channel.guild_id, channel_id=access.channel.id)
+    session.commit()
