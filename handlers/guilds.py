@@ -46,7 +46,8 @@ def list_guilds(token_info, before=None, after=None, limit=200, with_counts=None
 
 
 def leave_guild(guild_id, token_info):
-    members.leave(current().db.session, Identity.from_token_info(token_info), guild_id)
+    rt = current()
+    members.leave(rt, rt.db.session, Identity.from_token_info(token_info), guild_id)
     return None, 204
 
 

@@ -23,7 +23,8 @@ def update_oauth_application(id, body, token_info):
 
 
 def delete_oauth_application(id, token_info):
-    applications.remove(current().db.session, Identity.from_token_info(token_info), id)
+    rt = current()
+    applications.remove(rt, rt.db.session, Identity.from_token_info(token_info), id)
     return None, 204
 
 

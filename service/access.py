@@ -95,17 +95,16 @@ class GuildAccess:
                            permissions=perms.names(lacking))
 
     def channel_permissions(self, session, channel: Channel) -> int:
-        overwrites = [
-            perms.Overwrite(o.target_id, o.type, o.allow, o.deny)
-            for o in session.scalars(select(PermissionOverwrite).where(PermissionOverwrite.channel_id == channel.id))
-        ]
-        return perms.channel_permissions(
-            self.permissions, guild_id=self.guild.id, user_id=self.user_id,
-            member_role_ids=self.member_role_ids, overwrites=overwrites, timed_out=timed_out(self.member),
-        )
+        return self.permissions_under(session.scalars(
+            select(PermissionOverwrite).where(PermissionOverwrite.channel_id == channel.id)))
 
-    def visible_channel_ids(self, session, channels: list[Channel]) -> set[int]:
-        return {c.id for c in channels if self.channel_permissions(session, c) & Permission.VIEW_CHANNEL}
+    def permissions_under(self, overwrites) -> int:
+        """This member's permissions in a channel with these overwrite rows."""
+        return perms.channel_permissions(
+            self.permissions, guild_id=self.guild.id, user_id=self.user_id, member_role_ids=self.member_role_ids,
+            overwrites=[perms.Overwrite(o.target_id, o.type, o.allow, o.deny) for o in overwrites],
+            timed_out=timed_out(self.member),
+        )
 
 
 @dataclass

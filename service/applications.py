@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from service import accounts, audit, events, guilds, members, roles, serializers
 from service.access import guild_access, load_member_access
@@ -12,7 +13,7 @@ from service.audit import Action
 from service.auth import Identity
 from service.crypto import new_bot_token, new_secret, sha256_hex
 from service.errors import APIError, field_error, not_found
-from service.models import Application, Member, MemberRole, User
+from service.models import Application, Guild, Member, MemberRole, User
 from service.permissions import Permission
 from service.users import me, parse_snowflake
 
@@ -82,8 +83,12 @@ def update(session, identity: Identity, application_id: str, body: dict) -> dict
     return serializers.serialize_application(app, bot_user, session.get(User, app.owner_id))
 
 
-def remove(session, identity: Identity, application_id: str) -> None:
+def remove(rt, session, identity: Identity, application_id: str) -> None:
     app, bot_user = _owned(session, identity, application_id)
+    # The bot leaves its guilds the ordinary way first: counts, its managed roles and events stay right.
+    for guild in session.scalars(select(Guild).join(Member, Member.guild_id == Guild.id)
+                                 .where(Member.user_id == bot_user.id)).all():
+        members.remove(rt, session, guild, bot_user.id, identity.user_id)
     session.delete(app)
     session.execute(delete(User).where(User.id == bot_user.id))
     session.commit()
@@ -145,7 +150,14 @@ def consent(rt, session, identity: Identity, body: dict) -> dict:
         raise APIError(400, "BOT_ALREADY_IN_GUILD", "This bot is already in the guild")
     redirect_to = _redirect_to(rt, app, body, guild.id, permissions)
 
-    member = members.add(rt, session, guild, bot_user)  # refuses a banned bot; publishes GUILD_MEMBER_ADD
+    already = APIError(400, "BOT_ALREADY_IN_GUILD", "This bot is already in the guild")
+    try:  # refuses a banned bot; publishes GUILD_MEMBER_ADD
+        member = members.add(rt, session, guild, bot_user)
+    except IntegrityError:  # a concurrent consent added it a moment ago
+        session.rollback()
+        raise already from None
+    if member is None:
+        raise already
     # The managed role starts just above @everyone, like any new role; it is the bot's alone.
     role = roles.add_lowest(rt, session, guild.id, name=bot_user.username[:100], color=0, permissions=permissions,
                             hoist=False, mentionable=False, bot_user_id=bot_user.id)

@@ -12,6 +12,7 @@ from service.access import guild_access
 from service.auth import Identity
 from service.models import AuditLogEntry, User
 from service.permissions import Permission
+from service.users import cursor
 
 MAX_REASON = 512
 
@@ -82,13 +83,13 @@ def list_entries(session, identity: Identity, guild_id: str, *, user_id: str | N
     access.require(Permission.VIEW_AUDIT_LOG)
     query = select(AuditLogEntry).where(AuditLogEntry.guild_id == access.guild.id)
     if user_id is not None:
-        query = query.where(AuditLogEntry.user_id == int(user_id))
+        query = query.where(AuditLogEntry.user_id == cursor(user_id))
     if action_type is not None:
         query = query.where(AuditLogEntry.action_type == action_type)
     if before is not None:
-        query = query.where(AuditLogEntry.id < int(before))
+        query = query.where(AuditLogEntry.id < cursor(before))
     if after is not None:
-        query = query.where(AuditLogEntry.id > int(after))
+        query = query.where(AuditLogEntry.id > cursor(after))
     # Newest first, as clients page backwards with ``before``; ``after`` alone pages forwards.
     order = AuditLogEntry.id.asc() if after is not None and before is None else AuditLogEntry.id.desc()
     rows = list(session.scalars(query.order_by(order).limit(limit)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from service import audit, events, members, serializers
@@ -21,13 +21,9 @@ from service.auth import Identity
 from service.errors import APIError, not_found
 from service.models import Ban, Member, User, utcnow
 from service.permissions import Permission
-from service.users import parse_snowflake
+from service.users import cursor, parse_snowflake
 
 MAX_LIST_LIMIT = 1000
-
-
-def _active(now):
-    return or_(Ban.expires_at.is_(None), Ban.expires_at > now)
 
 
 def list_bans(session, identity: Identity, guild_id: str, *, limit: int, before: str | None,
@@ -35,11 +31,11 @@ def list_bans(session, identity: Identity, guild_id: str, *, limit: int, before:
     access = guild_access(session, identity, guild_id)
     access.require(Permission.BAN_MEMBERS)
     query = (select(Ban, User).join(User, User.id == Ban.user_id)
-             .where(Ban.guild_id == access.guild.id, _active(utcnow())))
+             .where(Ban.guild_id == access.guild.id, members.ban_in_force(utcnow())))
     if before is not None:
-        query = query.where(Ban.user_id < int(before))
+        query = query.where(Ban.user_id < cursor(before))
     if after is not None:
-        query = query.where(Ban.user_id > int(after))
+        query = query.where(Ban.user_id > cursor(after))
     # Ascending user ids; with only ``before`` the page nearest to it is wanted, so fetch backwards then flip.
     backwards = before is not None and after is None
     query = query.order_by(Ban.user_id.desc() if backwards else Ban.user_id).limit(min(limit, MAX_LIST_LIMIT))
@@ -84,7 +80,7 @@ def ban(rt, session, identity: Identity, guild_id: str, user_id: str, body: dict
         existing.reason, existing.moderator_id = reason, access.user_id
         existing.banned_at, existing.expires_at = now, expires_at
     if member is not None:
-        members.remove(session, access.guild, target.id)
+        members.remove(rt, session, access.guild, target.id, access.user_id)
     options = {"ban_duration_seconds": str(duration)} if duration else None
     audit.record(rt, session, access.guild.id, access.user_id, Action.MEMBER_BAN_ADD, target.id, reason=reason,
                  options=options)

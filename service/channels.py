@@ -8,6 +8,7 @@ from service import audit, events, serializers
 from service.access import ChannelAccess, GuildAccess, channel_access, guild_access
 from service.audit import Action
 from service.auth import Identity
+from service.db import lock_row
 from service.errors import APIError, field_error, limit_reached, not_found
 from service.models import Channel, Guild, Member, PermissionOverwrite
 from service.permissions import MEMBER_OVERWRITE, ROLE_OVERWRITE, Permission
@@ -51,7 +52,7 @@ def _name(kind: int, name: str) -> str:
     return name
 
 
-def _parent(session, guild: Guild, kind: int, value) -> int | None:
+def _parent(session, guild: Guild, kind: int, value, channel_id: int | None = None) -> int | None:
     if value is None:
         return None
     parent = session.get(Channel, parse_snowflake(value, "channel", "UNKNOWN_CHANNEL"))
@@ -59,7 +60,8 @@ def _parent(session, guild: Guild, kind: int, value) -> int | None:
         raise field_error("parent_id", "INVALID_CHANNEL_TYPE", "The parent must be a category of this guild")
     if kind == CATEGORY:
         raise field_error("parent_id", "INVALID_CHANNEL_TYPE", "A category cannot have a parent")
-    children = session.scalar(select(func.count()).select_from(Channel).where(Channel.parent_id == parent.id))
+    children = session.scalar(select(func.count()).select_from(Channel).where(Channel.parent_id == parent.id,
+                                                                              Channel.id != channel_id))
     if children >= MAX_CATEGORY_CHANNELS:
         raise limit_reached("MAX_CATEGORY_CHANNELS", "channels in this category", MAX_CATEGORY_CHANNELS)
     return parent.id
@@ -84,26 +86,36 @@ def _check_overwrite_target(session, access: GuildAccess, target_id: int, kind: 
         raise field_error(path, "UNKNOWN_MEMBER", "Unknown member")
 
 
-def _require_overwrite_rights(permissions: int, access: GuildAccess, allow: int, deny: int) -> None:
+def _require_overwrite_rights(permissions: int, access: GuildAccess, touched: int) -> None:
     """Overwrites need MANAGE_ROLES there, and only touch bits the caller holds there (owner/admin exempt)."""
     if not permissions & Permission.MANAGE_ROLES:
         raise APIError(403, "MISSING_PERMISSIONS", "Missing permissions", permissions=["MANAGE_ROLES"])
-    if not (access.is_owner or access.is_admin) and (allow | deny) & ~permissions:
+    if not (access.is_owner or access.is_admin) and touched & ~permissions:
         raise APIError(403, "MISSING_PERMISSIONS", "You cannot set permissions you do not have")
 
 
 def list_channels(session, identity: Identity, guild_id: str) -> list[dict]:
-    access = guild_access(session, identity, guild_id)
+    return visible(session, guild_access(session, identity, guild_id))
+
+
+def visible(session, access: GuildAccess) -> list[dict]:
+    """The guild's channels this member can view, in order; two queries however many channels there are."""
     channels = list(session.scalars(select(Channel).where(Channel.guild_id == access.guild.id)
                                     .order_by(Channel.position, Channel.id)))
-    visible = access.visible_channel_ids(session, channels)
-    return [dump(session, c) for c in channels if c.id in visible]
+    overwrites: dict[int, list[PermissionOverwrite]] = {c.id: [] for c in channels}
+    if channels:
+        for row in session.scalars(select(PermissionOverwrite).where(PermissionOverwrite.channel_id.in_(overwrites))
+                                   .order_by(PermissionOverwrite.type, PermissionOverwrite.target_id)):
+            overwrites[row.channel_id].append(row)
+    return [serializers.serialize_channel(c, overwrites[c.id]) for c in channels
+            if access.permissions_under(overwrites[c.id]) & Permission.VIEW_CHANNEL]
 
 
 def create(rt, session, identity: Identity, guild_id: str, body: dict, reason: str | None) -> dict:
     access = guild_access(session, identity, guild_id)
     access.require(Permission.MANAGE_CHANNELS)
     guild = access.guild
+    lock_row(session, Guild, guild.id)
     count = session.scalar(select(func.count()).select_from(Channel).where(Channel.guild_id == guild.id))
     if count >= MAX_GUILD_CHANNELS:
         raise limit_reached("MAX_GUILD_CHANNELS", "channels", MAX_GUILD_CHANNELS)
@@ -128,7 +140,7 @@ def create(rt, session, identity: Identity, guild_id: str, body: dict, reason: s
         target, kind_ = parse_snowflake(item["id"], "role", "UNKNOWN_ROLE"), item["type"]
         allow, deny = _bits(item, f"permission_overwrites.{index}.")
         _check_overwrite_target(session, access, target, kind_, f"permission_overwrites.{index}.id")
-        _require_overwrite_rights(access.permissions, access, allow, deny)
+        _require_overwrite_rights(access.permissions, access, allow | deny)
         session.merge(PermissionOverwrite(channel_id=channel.id, target_id=target, type=kind_, allow=allow, deny=deny))
     session.flush()
     data = dump(session, channel)
@@ -161,11 +173,10 @@ def update_channel(rt, session, identity: Identity, channel_id: str, body: dict,
                 continue  # these cannot be null; null means "leave as is"
             setattr(channel, key, value)
     if "parent_id" in body:
-        new_parent = _parent(session, access.guild.guild, channel.type, body["parent_id"])
-        if new_parent != channel.parent_id:
-            channel.parent_id = new_parent
-    if body.get("position") is not None:
-        channel.position = body["position"]
+        channel.parent_id = _parent(session, access.guild.guild, channel.type, body["parent_id"], channel.id)
+    if body.get("position") is not None or "parent_id" in body:
+        position = body["position"] if body.get("position") is not None else channel.position
+        _renumber(session, channel.guild_id, {channel.id: position})
     if body.get("permission_overwrites") is not None:
         _replace_overwrites(session, access, body["permission_overwrites"])
     session.flush()
@@ -196,7 +207,7 @@ def _replace_overwrites(session, access: ChannelAccess, items: list[dict]) -> No
         touched |= (old.allow | old.deny) if old else 0
         touched |= (new[1] | new[2]) if new else 0
     if touched or set(current) != set(wanted):
-        _require_overwrite_rights(access.permissions, access.guild, touched, 0)
+        _require_overwrite_rights(access.permissions, access.guild, touched)
     session.execute(delete(PermissionOverwrite).where(PermissionOverwrite.channel_id == access.channel.id))
     for target, (kind, allow, deny) in wanted.items():
         session.add(PermissionOverwrite(channel_id=access.channel.id, target_id=target, type=kind, allow=allow,
@@ -210,9 +221,14 @@ def delete_channel(rt, session, identity: Identity, channel_id: str, reason: str
     data = dump(session, channel)
     if channel.type == CATEGORY:  # its channels stay, without a parent
         session.execute(update(Channel).where(Channel.parent_id == channel.id).values(parent_id=None))
-    for key in ("system_channel_id", "rules_channel_id", "afk_channel_id"):
-        if getattr(guild, key) == channel.id:
+    cleared = [key for key in ("system_channel_id", "rules_channel_id", "afk_channel_id")
+               if getattr(guild, key) == channel.id]
+    if cleared:  # the guild stops pointing at the channel: a guild change of its own
+        for key in cleared:
             setattr(guild, key, None)
+        audit.record(rt, session, guild.id, access.guild.user_id, Action.GUILD_UPDATE, guild.id, reason=reason,
+                     changes=[{"key": key, "old_value": str(channel.id), "new_value": None} for key in cleared])
+        events.publish(session, "GUILD_UPDATE", serializers.guild.dump(guild), guild_id=guild.id)
     audit.record(rt, session, guild.id, access.guild.user_id, Action.CHANNEL_DELETE, channel.id, reason=reason,
                  changes=audit.diff({k: v for k, v in data.items() if k != "permission_overwrites"}, {}))
     _publish(session, "CHANNEL_DELETE", data, channel)
@@ -225,37 +241,40 @@ def reorder(rt, session, identity: Identity, guild_id: str, items: list[dict], r
     access.require(Permission.MANAGE_CHANNELS)
     channels = {c.id: c for c in session.scalars(select(Channel).where(Channel.guild_id == access.guild.id))}
     before = {cid: (c.position, c.parent_id) for cid, c in channels.items()}
+    wanted: dict[int, int] = {}
+    relocked: list[Channel] = []
     for index, item in enumerate(items):
         channel = channels.get(parse_snowflake(item["id"], "channel", "UNKNOWN_CHANNEL"))
         if channel is None:
             raise field_error(f"{index}.id", "UNKNOWN_CHANNEL", "Not a channel of this guild")
+        permissions = access.channel_permissions(session, channel)
+        if not permissions & Permission.VIEW_CHANNEL:  # nobody rearranges what they cannot see
+            raise APIError(403, "MISSING_ACCESS", "Missing access")
         if "parent_id" in item:
-            channel.parent_id = _parent(session, access.guild, channel.type, item["parent_id"])
+            channel.parent_id = _parent(session, access.guild, channel.type, item["parent_id"], channel.id)
         if item.get("preceding_sibling_id") is not None:
             sibling = channels.get(parse_snowflake(item["preceding_sibling_id"], "channel", "UNKNOWN_CHANNEL"))
             if sibling is None:
                 raise field_error(f"{index}.preceding_sibling_id", "UNKNOWN_CHANNEL", "Not a channel of this guild")
-            channel.position = sibling.position + 1
+            wanted[channel.id] = sibling.position + 1
         elif item.get("position") is not None:
-            channel.position = item["position"]
+            wanted[channel.id] = item["position"]
         if item.get("lock_permissions") and channel.parent_id:
+            # Taking the parent's overwrites is an overwrite change: the same rights as setting them.
+            old, new = overwrites_of(session, channel.id), overwrites_of(session, channel.parent_id)
+            _require_overwrite_rights(permissions, access, _bits_of(old) | _bits_of(new))
             _copy_overwrites(session, channel.parent_id, channel.id)
-    # Renumber each parent's children 0..n in the new order, so positions never collide.
-    groups: dict[int | None, list[Channel]] = {}
-    for channel in channels.values():
-        groups.setdefault(channel.parent_id, []).append(channel)
-    moved = {parse_snowflake(item["id"], "channel", "UNKNOWN_CHANNEL") for item in items}
-    for siblings in groups.values():
-        siblings.sort(key=lambda c: (c.position, c.id not in moved, c.id))
-        for position, channel in enumerate(siblings):
-            channel.position = position
-    changed = [c for cid, c in channels.items() if (c.position, c.parent_id) != before[cid]]
+            relocked.append(channel)
+    _renumber(session, access.guild.id, wanted)
+    changed = [c for cid, c in channels.items() if (c.position, c.parent_id) != before[cid] or c in relocked]
     session.flush()
     for channel in changed:
         old_position, old_parent = before[channel.id]
         changes = [{"key": "position", "old_value": old_position, "new_value": channel.position}]
         if old_parent != channel.parent_id:
             changes.append({"key": "parent_id", "old_value": _str(old_parent), "new_value": _str(channel.parent_id)})
+        if channel in relocked:
+            changes.append({"key": "permission_overwrites", "old_value": None, "new_value": "synced with the parent"})
         audit.record(rt, session, access.guild.id, access.user_id, Action.CHANNEL_UPDATE, channel.id,
                      reason=reason, changes=changes)
     if changed:
@@ -263,6 +282,26 @@ def reorder(rt, session, identity: Identity, guild_id: str, items: list[dict], r
                                                         "channels": [dump(session, c) for c in changed]},
                        guild_id=access.guild.id)
     session.commit()
+
+
+def _bits_of(overwrites: list[PermissionOverwrite]) -> int:
+    bits = 0
+    for overwrite in overwrites:
+        bits |= overwrite.allow | overwrite.deny
+    return bits
+
+
+def _renumber(session, guild_id: int, wanted: dict[int, int]) -> None:
+    """Put the channels in ``wanted`` at their asked-for places and number every parent's children 0..n,
+    so no two siblings ever share a position."""
+    session.flush()
+    groups: dict[int | None, list[Channel]] = {}
+    for channel in session.scalars(select(Channel).where(Channel.guild_id == guild_id)):
+        groups.setdefault(channel.parent_id, []).append(channel)
+    for siblings in groups.values():
+        siblings.sort(key=lambda c: (wanted.get(c.id, c.position), c.id not in wanted, c.position, c.id))
+        for position, channel in enumerate(siblings):
+            channel.position = position
 
 
 def _str(value):
@@ -285,7 +324,7 @@ def set_overwrite(rt, session, identity: Identity, channel_id: str, overwrite_id
     existing = session.get(PermissionOverwrite, (access.channel.id, target))
     old = {"type": existing.type, "allow": str(existing.allow), "deny": str(existing.deny)} if existing else {}
     touched = allow | deny | ((existing.allow | existing.deny) if existing else 0)
-    _require_overwrite_rights(access.permissions, access.guild, touched, 0)
+    _require_overwrite_rights(access.permissions, access.guild, touched)
     if existing is None:
         session.add(PermissionOverwrite(channel_id=access.channel.id, target_id=target, type=kind, allow=allow,
                                         deny=deny))
@@ -309,7 +348,7 @@ def delete_overwrite(rt, session, identity: Identity, channel_id: str, overwrite
     if existing is None:
         access.require(Permission.MANAGE_ROLES)
         raise not_found("UNKNOWN_OVERWRITE", "overwrite")
-    _require_overwrite_rights(access.permissions, access.guild, existing.allow | existing.deny, 0)
+    _require_overwrite_rights(access.permissions, access.guild, existing.allow | existing.deny)
     audit.record(rt, session, access.channel.guild_id, access.guild.user_id, Action.CHANNEL_OVERWRITE_DELETE,
                  access.channel.id, reason=reason,
                  changes=audit.diff({"type": existing.type, "allow": str(existing.allow),

@@ -65,3 +65,15 @@ def migrate(url: str) -> None:
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.attributes["database_url"] = url
     command.upgrade(config, "head")
+
+
+def lock_row(session, model, row_id: int) -> None:
+    """Hold ``row_id``'s write lock until the transaction ends.
+
+    Count-then-insert limits (roles, channels, emojis per guild; guilds per user) take it
+    first, so two requests cannot both see room for one more. On PostgreSQL it is the row's
+    lock; on SQLite the statement takes the database's single write lock.
+    """
+    from sqlalchemy import update
+
+    session.execute(update(model).where(model.id == row_id).values(id=model.id))

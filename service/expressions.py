@@ -24,6 +24,7 @@ from service import audit, events, images, serializers
 from service.access import GuildAccess, guild_access, missing_permissions
 from service.audit import Action
 from service.auth import Identity
+from service.db import lock_row
 from service.errors import APIError, field_error, limit_reached, not_found
 from service.images import DecodedImage
 from service.models import Emoji, Guild, Member, Sticker, User
@@ -203,6 +204,7 @@ def _emoji_image(value, field: str) -> DecodedImage:
 
 
 def _emoji_counts(session, guild_id: int) -> dict[bool, int]:
+    lock_row(session, Guild, guild_id)  # counted, then added to: no concurrent upload may slip in between
     counts = {False: 0, True: 0}
     for animated, count in session.execute(select(Emoji.animated, func.count()).where(Emoji.guild_id == guild_id)
                                            .group_by(Emoji.animated)):
@@ -364,6 +366,7 @@ def _add_sticker(rt, session, access: GuildAccess, uploads: _Uploads, count: lis
 
 
 def _sticker_count(session, guild_id: int) -> list[int]:
+    lock_row(session, Guild, guild_id)
     return [session.scalar(select(func.count()).select_from(Sticker).where(Sticker.guild_id == guild_id))]
 
 

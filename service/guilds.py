@@ -7,15 +7,14 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from service import accounts, audit, events, expressions, images, members, serializers, storage
+from service import accounts, audit, channels, events, expressions, images, members, roles, serializers, storage
 from service.access import GuildAccess, guild_access
 from service.audit import Action
 from service.auth import Identity
-from service.channels import CATEGORY, DEFAULT_BITRATE, TEXT, VOICE
 from service.errors import APIError, field_error, not_found
-from service.models import Channel, Guild, Invite, Member, PermissionOverwrite, Role, User
+from service.models import Channel, Guild, Invite, Member, Role, User
 from service.permissions import DEFAULT_EVERYONE, Permission
-from service.users import me, parse_snowflake
+from service.users import cursor, me, parse_snowflake
 
 # Features a guild's managers may switch themselves; the rest are granted by the instance.
 TOGGLEABLE_FEATURES = frozenset({"INVITES_DISABLED"})
@@ -23,7 +22,8 @@ VANITY_CODE = re.compile(r"^[a-z0-9-]{2,32}$")
 SETTINGS = ("name", "afk_timeout", "default_message_notifications", "verification_level", "nsfw_level", "nsfw",
             "content_warning_level", "content_warning_text", "explicit_content_filter", "splash_card_alignment",
             "system_channel_flags")
-CHANNEL_SETTINGS = {"system_channel_id": (TEXT,), "rules_channel_id": (TEXT,), "afk_channel_id": (VOICE,)}
+CHANNEL_SETTINGS = {"system_channel_id": (channels.TEXT,), "rules_channel_id": (channels.TEXT,),
+                    "afk_channel_id": (channels.VOICE,)}
 
 
 def dump(guild: Guild, *, permissions: int | None = None) -> dict:
@@ -33,28 +33,12 @@ def dump(guild: Guild, *, permissions: int | None = None) -> dict:
     return data
 
 
-def roles_of(session, guild_id: int) -> list[Role]:
-    return list(session.scalars(select(Role).where(Role.guild_id == guild_id).order_by(Role.position, Role.id)))
-
-
-def channels_of(session, guild_id: int) -> list[dict]:
-    channels = list(session.scalars(select(Channel).where(Channel.guild_id == guild_id)
-                                    .order_by(Channel.position, Channel.id)))
-    overwrites: dict[int, list[PermissionOverwrite]] = {c.id: [] for c in channels}
-    if channels:
-        for o in session.scalars(select(PermissionOverwrite).where(PermissionOverwrite.channel_id.in_(overwrites))):
-            overwrites[o.channel_id].append(o)
-    return [serializers.serialize_channel(c, overwrites[c.id]) for c in channels]
-
-
 def full_state(session, access: GuildAccess) -> dict:
     """What a member sees on joining (GUILD_CREATE): the guild with roles, visible channels and expressions."""
     guild = access.guild
     data = dump(guild, permissions=access.permissions)
-    data["roles"] = [serializers.role.dump(r) for r in roles_of(session, guild.id)]
-    channels = session.scalars(select(Channel).where(Channel.guild_id == guild.id)).all()
-    visible = access.visible_channel_ids(session, list(channels))
-    data["channels"] = [c for c in channels_of(session, guild.id) if int(c["id"]) in visible]
+    data["roles"] = [serializers.role.dump(r) for r in roles.ordered(session, guild.id)]
+    data["channels"] = channels.visible(session, access)
     data["emojis"] = expressions.list_emojis_of(session, guild.id)
     data["stickers"] = expressions.list_stickers_of(session, guild.id)
     data["joined_at"] = serializers.iso(access.member.joined_at)
@@ -67,8 +51,7 @@ def create(rt, session, identity: Identity, body: dict) -> dict:
     if owner.bot:
         raise APIError(403, "BOTS_CANNOT_CREATE_GUILDS", "Bots cannot create guilds")
     guild_id = rt.new_id()
-    icon = images.store_guild_image(rt.storage, guild_id, "icon", body["icon"]) if body.get("icon") else None
-    guild = Guild(id=guild_id, name=body["name"].strip() or "Guild", owner_id=owner.id, member_count=0, icon=icon,
+    guild = Guild(id=guild_id, name=body["name"].strip() or "Guild", owner_id=owner.id, member_count=0,
                   features=[], system_channel_flags=0, afk_timeout=300, default_message_notifications=0,
                   verification_level=0, mfa_level=0, nsfw_level=0, nsfw=False, explicit_content_filter=0,
                   content_warning_level=0, splash_card_alignment=0, disabled_operations=0)
@@ -76,16 +59,19 @@ def create(rt, session, identity: Identity, body: dict) -> dict:
     session.flush()  # no ORM relationships, so the guild row must exist before its children
     session.add(Role(id=guild_id, guild_id=guild_id, name="@everyone", position=0, permissions=DEFAULT_EVERYONE,
                      color=0, hoist=False, mentionable=False))
-    text_category = Channel(id=rt.new_id(), guild_id=guild_id, type=CATEGORY, name="Text Channels", position=0)
-    voice_category = Channel(id=rt.new_id(), guild_id=guild_id, type=CATEGORY, name="Voice Channels", position=1)
-    general = Channel(id=rt.new_id(), guild_id=guild_id, type=TEXT, name="general", position=0,
+    text_category = Channel(id=rt.new_id(), guild_id=guild_id, type=channels.CATEGORY, name="Text Channels", position=0)
+    voice_category = Channel(id=rt.new_id(), guild_id=guild_id, type=channels.CATEGORY, name="Voice Channels", position=1)
+    general = Channel(id=rt.new_id(), guild_id=guild_id, type=channels.TEXT, name="general", position=0,
                       parent_id=text_category.id)
-    voice = Channel(id=rt.new_id(), guild_id=guild_id, type=VOICE, name="General", position=0,
-                    parent_id=voice_category.id, bitrate=DEFAULT_BITRATE, user_limit=0)
+    voice = Channel(id=rt.new_id(), guild_id=guild_id, type=channels.VOICE, name="General", position=0,
+                    parent_id=voice_category.id, bitrate=channels.DEFAULT_BITRATE, user_limit=0)
     session.add_all([text_category, voice_category, general, voice])
     guild.system_channel_id = general.id
     session.flush()
     members.add(rt, session, guild, owner)
+    if body.get("icon"):  # stored once the guild is sure to be made (MAX_GUILDS is checked above)
+        guild.icon = images.store_guild_image(rt.storage, guild_id, "icon", body["icon"])
+        session.flush()
     session.refresh(guild)
     access = guild_access(session, identity, guild_id)
     state = full_state(session, access)
@@ -101,10 +87,11 @@ def get(session, identity: Identity, guild_id: str) -> dict:
 
 def list_mine(session, identity: Identity, *, before: str | None, after: str | None, limit: int) -> list[dict]:
     query = select(Guild).join(Member, Member.guild_id == Guild.id).where(Member.user_id == identity.user_id)
+    before, after = cursor(before), cursor(after)
     if before is not None:
-        query = query.where(Guild.id < int(before))
+        query = query.where(Guild.id < before)
     if after is not None:
-        query = query.where(Guild.id > int(after))
+        query = query.where(Guild.id > after)
     # Ascending ids; with only ``before`` the page nearest to it is wanted, so fetch backwards then flip.
     backwards = before is not None and after is None
     rows = list(session.scalars(query.order_by(Guild.id.desc() if backwards else Guild.id).limit(limit)))
@@ -129,12 +116,12 @@ def update(rt, session, identity: Identity, guild_id: str, body: dict, reason: s
     access = guild_access(session, identity, guild_id)
     access.require(Permission.MANAGE_GUILD)
     guild = access.guild
+    before = dump(guild)
     if "mfa_level" in body and body["mfa_level"] != guild.mfa_level:
         if not access.is_owner:
             raise APIError(403, "MISSING_PERMISSIONS", "Only the owner changes the guild's MFA requirement")
         accounts.verify_sudo(rt, session, me(session, identity), body)
         guild.mfa_level = body["mfa_level"]
-    before = dump(guild)
     for key in SETTINGS:
         if key in body:
             value = body[key]
@@ -144,10 +131,13 @@ def update(rt, session, identity: Identity, guild_id: str, body: dict, reason: s
     for key in CHANNEL_SETTINGS:
         if key in body:
             setattr(guild, key, _channel_setting(session, guild, key, body[key]))
+    replaced = []
     for kind in images.GUILD_IMAGE_LIMITS:  # icon, banner, splash: an image replaces, null removes
         if kind in body:
-            value = body[kind]
+            old, value = getattr(guild, kind), body[kind]
             setattr(guild, kind, images.store_guild_image(rt.storage, guild.id, kind, value) if value else None)
+            if old and old != getattr(guild, kind):
+                replaced.append(images.guild_image_key(guild.id, kind, old))
     if "features" in body:
         requested = set(body["features"]) & TOGGLEABLE_FEATURES
         guild.features = sorted((set(guild.features) - TOGGLEABLE_FEATURES) | requested)
@@ -158,6 +148,7 @@ def update(rt, session, identity: Identity, guild_id: str, body: dict, reason: s
                      changes=changes)
         events.publish(session, "GUILD_UPDATE", after, guild_id=guild.id)
     session.commit()
+    storage.delete_quietly(rt.storage, *replaced)  # the old files, once nothing points at them
     return dump(guild, permissions=access.permissions)
 
 

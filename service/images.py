@@ -128,7 +128,16 @@ def _check(image: Image.Image, data: bytes, field: str, max_width: int, max_heig
     if frames > MAX_FRAMES or frames * width * height > MAX_TOTAL_PIXELS:
         raise field_error(field, "IMAGE_TOO_LARGE", f"The animation has too many frames ({frames})")
     if animated:
+        # A frame may claim a bigger canvas than the header did: every frame is held to the limits.
+        total = 0
         for frame in ImageSequence.Iterator(image):
+            frame_width, frame_height = frame.size
+            if frame_width > max_width or frame_height > max_height or frame_width * frame_height > MAX_PIXELS:
+                raise field_error(field, "IMAGE_DIMENSIONS_TOO_LARGE",
+                                  f"A frame is {frame_width}x{frame_height}; at most {max_width}x{max_height} is allowed")
+            total += frame_width * frame_height
+            if total > MAX_TOTAL_PIXELS:
+                raise field_error(field, "IMAGE_TOO_LARGE", "The animation has too many pixels")
             frame.load()
     else:
         image.load()

@@ -20,6 +20,7 @@ from service.access import GuildAccess, channel_access, guild_access, load_membe
 from service.audit import Action
 from service.auth import Identity
 from service.channels import TEXT, VOICE
+from service.db import lock_row
 from service.errors import APIError, limit_reached, not_found
 from service.models import Channel, Guild, Invite, Member, User, utcnow
 from service.permissions import Permission
@@ -180,6 +181,7 @@ def create(rt, session, identity: Identity, channel_id: str, body: dict | None, 
         ).order_by(Invite.created_at.desc()).limit(1))
         if existing is not None:
             return dump(session, existing, guild=guild, channel=channel, metadata=True)
+    lock_row(session, Guild, guild.id)
     live = session.scalar(select(func.count()).select_from(Invite).where(Invite.guild_id == guild.id, _live(now)))
     if live >= MAX_INVITES:
         raise limit_reached("MAX_INVITES", "invites", MAX_INVITES)

@@ -6,15 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, insert, or_, select, update
 
-from service import audit, events, serializers
+from service import audit, events, roles, serializers
 from service.access import GuildAccess, guild_access, load_member_access
 from service.audit import Action
 from service.auth import Identity
+from service.db import lock_row
 from service.errors import APIError, field_error, limit_reached, not_found
-from service.models import Ban, Guild, Member, MemberRole, Role, User, utcnow
+from service.models import Ban, Guild, Invite, Member, MemberRole, Role, User, utcnow
 from service.permissions import Permission
 from service.snowflake import snowflake_from_time
-from service.users import MAX_SNOWFLAKE, parse_snowflake
+from service.users import MAX_SNOWFLAKE, cursor, parse_snowflake
 
 MAX_GUILDS = 100
 MAX_TIMEOUT = timedelta(days=28)
@@ -43,10 +44,14 @@ def _event_payload(data: dict, guild_id: int) -> dict:
     return {**data, "guild_id": str(guild_id)}
 
 
+def ban_in_force(now):
+    """SQL condition: a ban that still keeps its user out (a temporary one may have run out)."""
+    return or_(Ban.expires_at.is_(None), Ban.expires_at > now)
+
+
 def active_ban(session, guild_id: int, user_id: int) -> Ban | None:
-    """The ban keeping ``user_id`` out of the guild, if one is in force (a temporary one may have run out)."""
-    ban = session.get(Ban, (guild_id, user_id))
-    return ban if ban is not None and (ban.expires_at is None or ban.expires_at > utcnow()) else None
+    return session.scalar(select(Ban).where(Ban.guild_id == guild_id, Ban.user_id == user_id,
+                                            ban_in_force(utcnow())))
 
 
 def add(rt, session, guild: Guild, user: User, *, invite_code: str | None = None,
@@ -56,6 +61,7 @@ def add(rt, session, guild: Guild, user: User, *, invite_code: str | None = None
         return None
     if active_ban(session, guild.id, user.id) is not None:
         raise APIError(403, "USER_BANNED_FROM_GUILD", "You are banned from this guild")
+    lock_row(session, User, user.id)
     joined = session.scalar(select(func.count()).select_from(Member).where(Member.user_id == user.id))
     if joined >= MAX_GUILDS:
         raise limit_reached("MAX_GUILDS", "guilds", MAX_GUILDS)
@@ -69,8 +75,8 @@ def add(rt, session, guild: Guild, user: User, *, invite_code: str | None = None
     return member
 
 
-def remove(session, guild: Guild, user_id: int) -> bool:
-    """End a membership (leave, kick, ban); False when there was none."""
+def remove(rt, session, guild: Guild, user_id: int, actor_id: int | None = None) -> bool:
+    """End a membership (leave, kick, ban, a deleted bot); False when there was none."""
     gone = session.execute(delete(Member).where(Member.guild_id == guild.id, Member.user_id == user_id))
     if gone.rowcount == 0:
         return False
@@ -78,12 +84,8 @@ def remove(session, guild: Guild, user_id: int) -> bool:
     session.execute(update(Guild).where(Guild.id == guild.id).values(member_count=Guild.member_count - 1))
     # A bot's managed role (made when it was added through OAuth2) exists only for that bot: it
     # leaves with it. Only bots own such roles, so people never match here.
-    managed = list(session.scalars(select(Role.id).where(Role.guild_id == guild.id, Role.bot_user_id == user_id)))
-    if managed:
-        session.execute(delete(Role).where(Role.id.in_(managed)))
-        for role_id in managed:
-            events.publish(session, "GUILD_ROLE_DELETE", {"guild_id": str(guild.id), "role_id": str(role_id)},
-                           guild_id=guild.id)
+    for role in session.scalars(select(Role).where(Role.guild_id == guild.id, Role.bot_user_id == user_id)).all():
+        roles.remove_role(rt, session, role, actor_id)
     events.publish(session, "GUILD_MEMBER_REMOVE", {"guild_id": str(guild.id), "user": {"id": str(user_id)}},
                    guild_id=guild.id)
     events.publish(session, "GUILD_DELETE", {"id": str(guild.id)}, user_ids=[user_id])
@@ -113,7 +115,7 @@ def list_members(session, identity: Identity, guild_id: str, limit: int, after: 
     access = guild_access(session, identity, guild_id)
     query = select(Member, User).join(User, User.id == Member.user_id).where(Member.guild_id == access.guild.id)
     if after is not None:
-        query = query.where(Member.user_id > int(after))
+        query = query.where(Member.user_id > cursor(after))
     rows = session.execute(query.order_by(Member.user_id).limit(min(limit, MAX_LIST_LIMIT))).all()
     roles = role_ids_of(session, access.guild.id, [m.user_id for m, _ in rows])
     return [dump(session, m, u, roles[m.user_id]) for m, u in rows]
@@ -139,7 +141,7 @@ def _parse_timeout(value: str | None):
     return until
 
 
-def _set_roles(rt, session, access: GuildAccess, member: Member, wanted: set[int]) -> tuple[set[int], set[int]]:
+def _set_roles(session, access: GuildAccess, member: Member, wanted: set[int]) -> tuple[set[int], set[int]]:
     """Replace the member's roles, touching only roles below the caller's own."""
     current = set(role_ids_of(session, access.guild.id, [member.user_id])[member.user_id])
     added, removed = wanted - current, current - wanted
@@ -190,7 +192,7 @@ def update_member(rt, session, identity: Identity, guild_id: str, user_id: str, 
     if body.get("roles") is not None:
         access.require(Permission.MANAGE_ROLES)
         wanted = {parse_snowflake(r, "role", "UNKNOWN_ROLE") for r in body["roles"]}
-        role_change = _set_roles(rt, session, access, member, wanted)
+        role_change = _set_roles(session, access, member, wanted)
     after = dump(session, member, user)
     changes = audit.diff({k: v for k, v in before.items() if k not in ("roles", "user")},
                          {k: v for k, v in after.items() if k not in ("roles", "user")})
@@ -200,7 +202,7 @@ def update_member(rt, session, identity: Identity, guild_id: str, user_id: str, 
     if role_change and (role_change[0] or role_change[1]):
         audit.record(rt, session, access.guild.id, access.user_id, Action.MEMBER_ROLE_UPDATE, member.user_id,
                      reason=reason, changes=_role_changes(access, *role_change))
-    if changes or role_change:
+    if changes or (role_change and any(role_change)):
         events.publish(session, "GUILD_MEMBER_UPDATE", _event_payload(after, access.guild.id),
                        guild_id=access.guild.id)
     session.commit()
@@ -229,7 +231,7 @@ def change_role(rt, session, identity: Identity, guild_id: str, user_id: str, ro
         raise not_found("UNKNOWN_ROLE", "role")
     current = set(role_ids_of(session, access.guild.id, [member.user_id])[member.user_id])
     wanted = current | {rid} if add_role else current - {rid}
-    added, removed = _set_roles(rt, session, access, member, wanted)
+    added, removed = _set_roles(session, access, member, wanted)
     if added or removed:
         audit.record(rt, session, access.guild.id, access.user_id, Action.MEMBER_ROLE_UPDATE, member.user_id,
                      reason=reason, changes=_role_changes(access, added, removed))
@@ -245,16 +247,16 @@ def kick(rt, session, identity: Identity, guild_id: str, user_id: str, reason: s
     if member.user_id == access.user_id:
         raise APIError(403, "MISSING_PERMISSIONS", "Leave the guild instead of kicking yourself")
     require_outranks(session, access, member)
-    remove(session, access.guild, member.user_id)
+    remove(rt, session, access.guild, member.user_id, access.user_id)
     audit.record(rt, session, access.guild.id, access.user_id, Action.MEMBER_KICK, member.user_id, reason=reason)
     session.commit()
 
 
-def leave(session, identity: Identity, guild_id: str) -> None:
+def leave(rt, session, identity: Identity, guild_id: str) -> None:
     access = guild_access(session, identity, guild_id)
     if access.is_owner:
         raise APIError(400, "OWNER_CANNOT_LEAVE_GUILD", "Transfer ownership or delete the guild instead")
-    remove(session, access.guild, access.user_id)
+    remove(rt, session, access.guild, access.user_id)
     session.commit()
 
 
@@ -267,10 +269,10 @@ def search(session, identity: Identity, guild_id: str, body: dict) -> dict:
         query = query.where(or_(User.username_key.like(pattern, escape="\\"),
                                 func.lower(User.global_name).like(pattern, escape="\\"),
                                 func.lower(Member.nick).like(pattern, escape="\\")))
-    if body.get("role_ids"):
-        role_ids = [parse_snowflake(r, "role", "UNKNOWN_ROLE") for r in body["role_ids"]]
+    for role_id in dict.fromkeys(parse_snowflake(r, "role", "UNKNOWN_ROLE") for r in body.get("role_ids") or []):
+        # Every listed role, not any of them.
         query = query.where(Member.user_id.in_(select(MemberRole.user_id).where(
-            MemberRole.guild_id == access.guild.id, MemberRole.role_id.in_(role_ids))))
+            MemberRole.guild_id == access.guild.id, MemberRole.role_id == role_id)))
     if "is_bot" in body:
         query = query.where(User.bot.is_(bool(body["is_bot"])))
     for key, column, op in (("joined_at_gte", Member.joined_at, "ge"), ("joined_at_lte", Member.joined_at, "le")):
@@ -288,11 +290,16 @@ def search(session, identity: Identity, guild_id: str, body: dict) -> dict:
     limit, offset = body.get("limit", 25), body.get("offset", 0)
     rows = session.execute(query.order_by(*order).offset(offset).limit(limit)).all()
     roles = role_ids_of(session, access.guild.id, [m.user_id for m, _ in rows])
+    codes = {m.join_invite_code for m, _ in rows if m.join_invite_code}
+    inviters = dict(session.execute(select(Invite.code, Invite.inviter_id).where(Invite.code.in_(codes)))) \
+        if codes else {}
     results = [{
         "id": f"{access.guild.id}:{u.id}", "guild_id": str(access.guild.id), "user_id": str(u.id),
         "username": u.username, "discriminator": f"{u.discriminator:04d}", "global_name": u.global_name,
         "nickname": m.nick, "role_ids": [str(r) for r in sorted(roles[m.user_id])],
-        "joined_at": int(m.joined_at.timestamp()), "supplemental": {}, "is_bot": u.bot,
+        "joined_at": int(m.joined_at.timestamp()), "is_bot": u.bot,
+        "supplemental": {"source_invite_code": m.join_invite_code,
+                         "inviter_id": serializers.iso_id(inviters.get(m.join_invite_code))},
     } for m, u in rows]
     return {"guild_id": str(access.guild.id), "members": results, "page_result_count": len(results),
             "total_result_count": total, "indexing": False}

@@ -22,7 +22,7 @@ from service.errors import APIError, field_error, not_found
 from service.models import Attachment, Channel, Member, Message, Reaction, Role, Sticker, User, utcnow
 from service.permissions import Permission
 from service.snowflake import snowflake_from_time, snowflake_time
-from service.users import me, parse_snowflake
+from service.users import cursor, me, parse_snowflake
 
 MAX_CONTENT = 2000
 MAX_BOT_CONTENT = 4000
@@ -107,17 +107,17 @@ def list_messages(session, identity: Identity, channel_id: str, *, limit: int, b
     access = _readable(session, identity, channel_id)
     base = select(Message).where(Message.channel_id == access.channel.id)
     if around is not None:  # the message itself and those on either side, newest first
-        pivot = int(around)
+        pivot = cursor(around)
         newer = list(session.scalars(base.where(Message.id >= pivot).order_by(Message.id).limit(limit - limit // 2)))
         older = list(session.scalars(base.where(Message.id < pivot).order_by(Message.id.desc())
                                      .limit(limit - len(newer))))
         rows = sorted(newer + older, key=lambda m: m.id, reverse=True)
     elif after is not None:
-        rows = list(session.scalars(base.where(Message.id > int(after)).order_by(Message.id).limit(limit)))
+        rows = list(session.scalars(base.where(Message.id > cursor(after)).order_by(Message.id).limit(limit)))
         rows.reverse()
     else:
         if before is not None:
-            base = base.where(Message.id < int(before))
+            base = base.where(Message.id < cursor(before))
         rows = list(session.scalars(base.order_by(Message.id.desc()).limit(limit)))
     return dump_many(session, rows, identity.user_id)
 

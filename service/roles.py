@@ -6,15 +6,17 @@ reorder the other roles are renumbered 1..n, so no two roles share a position.
 
 from __future__ import annotations
 
+from sqlalchemy import delete as delete_rows
 from sqlalchemy import func, select, update
 
 from service import audit, events, serializers
 from service.access import GuildAccess, guild_access
 from service.audit import Action
 from service.auth import Identity
+from service.db import lock_row
 from service.errors import APIError, field_error, limit_reached, not_found
-from service.models import Role
-from service.permissions import ALL, Permission
+from service.models import Guild, PermissionOverwrite, Role
+from service.permissions import ALL, ROLE_OVERWRITE, Permission
 from service.users import parse_snowflake
 
 MAX_GUILD_ROLES = 250
@@ -28,7 +30,7 @@ def parse_permissions(value, field: str = "permissions") -> int:
     return number
 
 
-def _ordered(session, guild_id: int) -> list[Role]:
+def ordered(session, guild_id: int) -> list[Role]:
     return list(session.scalars(select(Role).where(Role.guild_id == guild_id).order_by(Role.position, Role.id)))
 
 
@@ -41,6 +43,7 @@ def _role(access: GuildAccess, role_id: str) -> Role:
 
 def add_lowest(rt, session, guild_id: int, **fields) -> Role:
     """A new role just above @everyone (the others move up one), within MAX_GUILD_ROLES."""
+    lock_row(session, Guild, guild_id)
     if session.scalar(select(func.count()).select_from(Role).where(Role.guild_id == guild_id)) >= MAX_GUILD_ROLES:
         raise limit_reached("MAX_GUILD_ROLES", "roles", MAX_GUILD_ROLES)
     session.execute(update(Role).where(Role.guild_id == guild_id, Role.id != guild_id)
@@ -53,7 +56,7 @@ def add_lowest(rt, session, guild_id: int, **fields) -> Role:
 
 def list_roles(session, identity: Identity, guild_id: str) -> list[dict]:
     access = guild_access(session, identity, guild_id)
-    return [serializers.role.dump(r) for r in _ordered(session, access.guild.id)]
+    return [serializers.role.dump(r) for r in ordered(session, access.guild.id)]
 
 
 def create(rt, session, identity: Identity, guild_id: str, body: dict, reason: str | None) -> dict:
@@ -111,43 +114,65 @@ def delete(rt, session, identity: Identity, guild_id: str, role_id: str, reason:
     if role.bot_user_id is not None:
         raise APIError(403, "MISSING_PERMISSIONS", "A bot's managed role goes when the bot leaves")
     access.require_role_below(role)
-    audit.record(rt, session, access.guild.id, access.user_id, Action.ROLE_DELETE, role.id, reason=reason,
-                 changes=audit.diff(serializers.role.dump(role), {}))
-    session.delete(role)
-    events.publish(session, "GUILD_ROLE_DELETE", {"guild_id": str(access.guild.id), "role_id": str(role.id)},
-                   guild_id=access.guild.id)
+    remove_role(rt, session, role, access.user_id, reason)
     session.commit()
+
+
+def remove_role(rt, session, role: Role, actor_id: int | None, reason: str | None = None) -> None:
+    """Delete a role with everything that names it: members' grants, channel overwrites, audit, event."""
+    audit.record(rt, session, role.guild_id, actor_id, Action.ROLE_DELETE, role.id, reason=reason,
+                 changes=audit.diff(serializers.role.dump(role), {}))
+    session.execute(delete_rows(PermissionOverwrite).where(PermissionOverwrite.target_id == role.id,
+                                                      PermissionOverwrite.type == ROLE_OVERWRITE))
+    session.delete(role)
+    # Close the gap, so positions stay 1..n and a client's numbers mean what ours do.
+    session.execute(update(Role).where(Role.guild_id == role.guild_id, Role.position > role.position)
+                    .values(position=Role.position - 1))
+    events.publish(session, "GUILD_ROLE_DELETE", {"guild_id": str(role.guild_id), "role_id": str(role.id)},
+                   guild_id=role.guild_id)
 
 
 def reorder(rt, session, identity: Identity, guild_id: str, items: list[dict], reason: str | None) -> None:
     access = guild_access(session, identity, guild_id)
     access.require(Permission.MANAGE_ROLES)
-    ceiling = access.highest_position()
     wanted: dict[int, int] = {}
     for index, item in enumerate(items):
         role = _role(access, item["id"])
         if role.id == access.guild.id:
             raise field_error(f"{index}.id", "INVALID_ROLE", "@everyone always stays at the bottom")
-        if "position" not in item:
-            continue
-        access.require_role_below(role)
-        if not access.is_owner and item["position"] >= ceiling:
-            raise APIError(403, "MISSING_PERMISSIONS", "A role cannot move to or above your highest role")
-        wanted[role.id] = item["position"]
-    roles = [r for r in _ordered(session, access.guild.id) if r.id != access.guild.id]
+        if "position" in item:
+            access.require_role_below(role)
+            wanted[role.id] = item["position"]
+    roles = [r for r in ordered(session, access.guild.id) if r.id != access.guild.id]
     before = {r.id: r.position for r in roles}
     order = _place(roles, wanted)
+    if not access.is_owner:
+        _require_same_roles_above(access, roles, order)
     changed = []
     for position, role in enumerate(order, start=1):
         if role.position != position:
             role.position = position
             changed.append(role)
-    if not access.is_owner:  # the renumbering must not lift anything past the caller's top role
-        for role in changed:
-            if before[role.id] < ceiling <= role.position:
-                raise APIError(403, "MISSING_PERMISSIONS", "That order would move a role above your highest role")
     _publish_bulk(rt, session, access, changed, before, "position", reason)
     session.commit()
+
+
+def _require_same_roles_above(access: GuildAccess, old_order: list[Role], new_order: list[Role]) -> None:
+    """A reorder may shuffle only what lies below the caller's top role: the roles above it stay above.
+
+    Compared as sets of roles, not as position numbers, so gaps left by deleted roles change nothing.
+    """
+    mine = set(access.member_role_ids)
+    top = max((r for r in old_order if r.id in mine), key=lambda r: (r.position, r.id), default=None)
+    if top is None:  # no role of one's own: nothing is below, so nothing may move
+        raise APIError(403, "MISSING_PERMISSIONS", "That role is at or above your highest role")
+
+    def above(order: list[Role]) -> set[int]:
+        index = next(i for i, r in enumerate(order) if r.id == top.id)
+        return {r.id for r in order[index + 1:]}
+
+    if above(sorted(old_order, key=lambda r: (r.position, r.id))) != above(new_order):
+        raise APIError(403, "MISSING_PERMISSIONS", "A role cannot move to or above your highest role")
 
 
 def _place(roles: list[Role], wanted: dict[int, int]) -> list[Role]:
@@ -167,10 +192,10 @@ def set_hoist_positions(rt, session, identity: Identity, guild_id: str, items: l
     """Set each listed role's place in the member list, or with ``items`` None reset them all."""
     access = guild_access(session, identity, guild_id)
     access.require(Permission.MANAGE_ROLES)
-    roles = _ordered(session, access.guild.id)
+    roles = ordered(session, access.guild.id)
     before = {r.id: r.hoist_position for r in roles}
-    if items is None:
-        targets = {r.id: None for r in roles}
+    if items is None:  # a reset touches only the roles the caller outranks
+        targets = {r.id: None for r in roles if access.outranks_role(r)}
     else:
         targets = {}
         for item in items:

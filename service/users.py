@@ -38,6 +38,11 @@ def parse_snowflake(value: str | int, what: str, code: str) -> int:
     return number
 
 
+def cursor(value: str | None) -> int | None:
+    """A paging bound from a query string; beyond the largest possible id it means "no bound"."""
+    return None if value is None else min(int(value), MAX_SNOWFLAKE)
+
+
 def me(session, identity: Identity) -> User:
     user = session.get(User, identity.user_id)
     if user is None:  # deleted between authentication and now

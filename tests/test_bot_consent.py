@@ -191,3 +191,52 @@ def test_bots_cannot_consent(client, register, make_guild):
     body = {"client_id": application["id"], "scope": "bot", "guild_id": guild["id"]}
     response = client.post("/v1/oauth2/authorize/consent", headers=_bot_auth(application), json=body)
     assert response.status_code == 401
+
+
+def test_deleting_an_application_takes_its_bot_out_of_guilds(client, register, make_guild, published):
+    owner = register()
+    guild = make_guild(owner)
+    app = client.post("/v1/oauth2/applications", headers=owner.auth, json={"name": "Short Lived"}).json()
+    body = {"client_id": app["id"], "scope": "bot", "guild_id": guild["id"], "permissions": "2048"}
+    assert client.post("/v1/oauth2/authorize/consent", json=body, headers=owner.auth).status_code == 200
+    assert client.get(f"/v1/guilds/{guild['id']}", headers=owner.auth).json()["member_count"] == 2
+    published.clear()
+    assert client.delete(f"/v1/oauth2/applications/{app['id']}", headers=owner.auth).status_code == 204
+    after = client.get(f"/v1/guilds/{guild['id']}", headers=owner.auth).json()
+    assert after["member_count"] == 1 and [r["name"] for r in after["roles"]] == ["@everyone"]
+    assert {"GUILD_MEMBER_REMOVE", "GUILD_ROLE_DELETE"} <= {e.name for e in published}
+
+
+def test_concurrent_consents_add_the_bot_once(app, client, register, make_guild):
+    import threading
+
+    from service import applications
+    from service.auth import Identity
+    from service.errors import APIError
+
+    owner = register()
+    guild = make_guild(owner)
+    bot_app = client.post("/v1/oauth2/applications", headers=owner.auth, json={"name": "Racer"}).json()
+    body = {"client_id": bot_app["id"], "scope": "bot", "guild_id": guild["id"], "permissions": "0"}
+    identity = Identity(int(owner.user_id), "session")
+    outcomes, barrier = [], threading.Barrier(4)
+
+    def consent():
+        rt = app.runtime
+        barrier.wait()
+        try:
+            applications.consent(rt, rt.db.session, identity, dict(body))
+            outcomes.append("ok")
+        except APIError as error:
+            outcomes.append(error.code)
+        finally:
+            rt.db.remove()
+
+    threads = [threading.Thread(target=consent) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["BOT_ALREADY_IN_GUILD"] * 3 + ["ok"]
+    state = client.get(f"/v1/guilds/{guild['id']}", headers=owner.auth).json()
+    assert state["member_count"] == 2 and len(state["roles"]) == 2

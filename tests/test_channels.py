@@ -74,7 +74,8 @@ def test_update_and_delete(client, register, make_guild, published):
     assert client.get(f"/v1/guilds/{guild['id']}", headers=owner.auth).json()["system_channel_id"] is None
     assert [e.name for e in published if e.name.startswith("CHANNEL")] == ["CHANNEL_UPDATE", "CHANNEL_DELETE"]
     log = client.get(f"/v1/guilds/{guild['id']}/audit-logs", headers=owner.auth).json()["audit_log_entries"]
-    assert [e["action_type"] for e in log] == [12, 11]
+    assert [e["action_type"] for e in log] == [12, 1, 11]  # deleting the system channel clears the guild's pointer
+    assert log[1]["changes"] == [{"key": "system_channel_id", "old_value": general["id"], "new_value": None}]
 
 
 def test_deleting_a_category_keeps_its_channels(client, register, make_guild):
@@ -219,3 +220,53 @@ def test_administrator_cannot_be_set_on_a_channel(client, register, make_guild):
                           json={"type": 0, "allow": str(int(Permission.ADMINISTRATOR))}, headers=owner.auth)
     assert response.status_code == 400 and response.json()["errors"][0]["path"] == "allow"
     assert client.get(f"/v1/channels/{general['id']}", headers=owner.auth).json()["permission_overwrites"] == []
+
+
+def test_reorder_cannot_unlock_a_hidden_channel(client, register, make_guild, add_member, published):
+    """Found in review: lock_permissions let a MANAGE_CHANNELS member wipe a private channel's overwrites."""
+    owner, manager = register(), register()
+    guild = make_guild(owner)
+    add_member(manager, guild)
+    category = _channels(guild)["Text Channels"]
+    secret = _create(client, owner, guild, type=0, name="secret", parent_id=category["id"],
+                     permission_overwrites=[{"id": guild["id"], "type": 0, "deny": str(int(Permission.VIEW_CHANNEL))}]
+                     ).json()
+    role = client.post(f"/v1/guilds/{guild['id']}/roles",
+                       json={"name": "Channels", "permissions": str(int(Permission.MANAGE_CHANNELS))},
+                       headers=owner.auth).json()
+    client.put(f"/v1/guilds/{guild['id']}/members/{manager.user_id}/roles/{role['id']}", headers=owner.auth)
+    published.clear()
+    attempt = client.patch(f"/v1/guilds/{guild['id']}/channels",
+                           json=[{"id": secret["id"], "lock_permissions": True}], headers=manager.auth)
+    assert attempt.status_code == 403
+    assert client.get(f"/v1/channels/{secret['id']}", headers=manager.auth).status_code == 403
+    assert len(client.get(f"/v1/channels/{secret['id']}", headers=owner.auth).json()["permission_overwrites"]) == 1
+    assert published == []
+
+    # The owner may sync it, and that is audited and published.
+    assert client.patch(f"/v1/guilds/{guild['id']}/channels", json=[{"id": secret["id"], "lock_permissions": True}],
+                        headers=owner.auth).status_code == 204
+    assert client.get(f"/v1/channels/{secret['id']}", headers=owner.auth).json()["permission_overwrites"] == []
+    assert [e.name for e in published] == ["CHANNEL_UPDATE_BULK"]
+
+
+def test_positions_never_collide(client, register, make_guild):
+    owner = register()
+    guild = make_guild(owner)
+    category = _channels(guild)["Text Channels"]
+    second = _create(client, owner, guild, type=0, name="second", parent_id=category["id"]).json()
+    assert client.patch(f"/v1/channels/{second['id']}", json={"position": 0}, headers=owner.auth).status_code == 200
+    siblings = [c for c in client.get(f"/v1/guilds/{guild['id']}/channels", headers=owner.auth).json()
+                if c["parent_id"] == category["id"]]
+    assert sorted((c["position"], c["name"]) for c in siblings) == [(0, "second"), (1, "general")]
+
+
+def test_a_full_category_keeps_its_own_channels(client, register, make_guild, monkeypatch):
+    monkeypatch.setattr(channels_service, "MAX_CATEGORY_CHANNELS", 1)
+    owner = register()
+    guild = make_guild(owner)
+    general, category = _channels(guild)["general"], _channels(guild)["Text Channels"]
+    same = client.patch(f"/v1/channels/{general['id']}", json={"parent_id": category["id"]}, headers=owner.auth)
+    assert same.status_code == 200
+    full = _create(client, owner, guild, type=0, name="more", parent_id=category["id"])
+    assert full.status_code == 400 and full.json()["code"] == "MAX_CATEGORY_CHANNELS"

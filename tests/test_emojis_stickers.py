@@ -557,3 +557,39 @@ def test_multi_picture_jpeg_is_a_still_jpeg():
     Image.new("RGB", (40, 30), (1, 2, 3)).save(out, "MPO", save_all=True, append_images=[Image.new("RGB", (40, 30))])
     decoded = images.decode(uri(out.getvalue(), "image/jpeg"), "image", max_bytes=65536, max_width=64, max_height=64)
     assert (decoded.content_type, decoded.animated) == ("image/jpeg", False)
+
+
+def _gif_with_a_large_later_frame(size: int) -> bytes:
+    """A GIF whose header and first frame are 1x1 but whose second frame is size x size."""
+    import io
+
+    from PIL import Image
+
+    def one_frame(dimensions, color) -> bytes:
+        image = Image.new("P", dimensions, color)
+        image.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
+        buffer = io.BytesIO()
+        image.save(buffer, "GIF")
+        return buffer.getvalue()
+
+    def split(data: bytes) -> tuple[bytes, bytes]:
+        flags = data[10]
+        table = 3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0
+        return data[:13 + table], data[13 + table:-1]  # (header with colour table, frames without trailer)
+
+    head, first = split(one_frame((1, 1), 0))
+    _, second = split(one_frame((size, size), 1))
+    return head + first + second + b"\x3b"
+
+
+def test_every_frame_of_an_animation_is_held_to_the_limits(client, register, make_guild):
+    import base64
+
+    owner = register()
+    guild = make_guild(owner)
+    image = "data:image/gif;base64," + base64.b64encode(_gif_with_a_large_later_frame(520)).decode()
+    response = client.post(f"/v1/guilds/{guild['id']}/emojis", json={"name": "sneaky", "image": image},
+                           headers=owner.auth)
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["code"] == "IMAGE_DIMENSIONS_TOO_LARGE"
+    assert client.get(f"/v1/guilds/{guild['id']}/emojis", headers=owner.auth).json() == []

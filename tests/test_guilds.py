@@ -138,6 +138,9 @@ def test_mfa_level_is_for_the_owner_with_password(client, register, make_guild, 
     assert no_password.status_code == 403 and no_password.json()["code"] == "SUDO_MODE_REQUIRED"
     ok = client.patch(f"/v1/guilds/{guild['id']}", json={"mfa_level": 1, "password": PASSWORD}, headers=owner.auth)
     assert ok.status_code == 200 and ok.json()["mfa_level"] == 1
+    (entry,) = client.get(f"/v1/guilds/{guild['id']}/audit-logs?action_type=1", headers=owner.auth).json()[
+        "audit_log_entries"]
+    assert entry["changes"] == [{"key": "mfa_level", "old_value": 0, "new_value": 1}]
 
 
 def test_delete_is_for_the_owner_with_password(client, register, make_guild, add_member, published):
@@ -315,3 +318,17 @@ def test_deleting_a_guild_deletes_its_files(client, register, app):
     deleted = client.post(f"/v1/guilds/{guild['id']}/delete", json={"password": PASSWORD}, headers=owner.auth)
     assert deleted.status_code == 204
     assert storage.get(icon_key) is None and storage.get(f"emojis/{emoji['id']}") is None
+
+
+def test_cursors_beyond_the_largest_id_are_not_errors(client, register, make_guild):
+    owner = register()
+    guild = make_guild(owner)
+    huge = "9999999999999999999"
+    for path in (f"/users/@me/guilds?after={huge}", f"/guilds/{guild['id']}/members?after={huge}",
+                 f"/guilds/{guild['id']}/bans?after={huge}", f"/guilds/{guild['id']}/audit-logs?before={huge}",
+                 f"/guilds/{guild['id']}/audit-logs?user_id={huge}",
+                 f"/channels/{guild['system_channel_id']}/messages?after={huge}"):
+        response = client.get(f"/v1{path}", headers=owner.auth)
+        assert response.status_code == 200, (path, response.text)
+    everything = client.get(f"/v1/users/@me/guilds?before={huge}", headers=owner.auth).json()
+    assert [g["id"] for g in everything] == [guild["id"]]

@@ -171,3 +171,93 @@ def test_roles_grant_permissions(client, register, make_guild, add_member):
     assert client.post(f"/v1/guilds/{guild['id']}/channels", json=create, headers=member.auth).status_code == 200
     client.delete(f"/v1/guilds/{guild['id']}/members/{member.user_id}/roles/{role['id']}", headers=owner.auth)
     assert client.post(f"/v1/guilds/{guild['id']}/channels", json=create, headers=member.auth).status_code == 403
+
+
+def test_a_reorder_never_lifts_a_role_past_ones_own(client, register, make_guild, add_member):
+    """Found in review: gaps left by deleted roles let a moderator move a role above an administrator."""
+    owner, moderator, admin = register(), register(), register()
+    guild = make_guild(owner)
+    add_member(moderator, guild)
+    add_member(admin, guild)
+    admin_role = _role(client, owner, guild, "Admin", str(int(Permission.ADMINISTRATOR)))
+    mod_role = _role(client, owner, guild, "Mod", str(int(Permission.MANAGE_ROLES | Permission.BAN_MEMBERS)))
+    _give(client, owner, guild, moderator, mod_role)
+    _give(client, owner, guild, admin, admin_role)
+    # The moderator alone: make roles, delete two, keep the lowest for themself.
+    made = [_role(client, moderator, guild, name) for name in ("x", "y", "low")]
+    for role in made[:2]:
+        assert client.delete(f"/v1/guilds/{guild['id']}/roles/{role['id']}", headers=moderator.auth).status_code == 204
+    _give(client, moderator, guild, moderator, made[2])
+    positions = _positions(client, owner, guild)
+    assert sorted(positions.values()) == list(range(len(positions)))  # no gaps
+
+    for target in range(1, len(positions) + 1):
+        client.patch(f"/v1/guilds/{guild['id']}/roles", json=[{"id": made[2]["id"], "position": target}],
+                     headers=moderator.auth)
+        after = _positions(client, owner, guild)
+        assert after["Admin"] > after["Mod"] and after["Mod"] > after["low"]
+    base = f"/v1/guilds/{guild['id']}"
+    assert client.delete(f"{base}/roles/{admin_role['id']}", headers=moderator.auth).status_code == 403
+    assert client.put(f"{base}/bans/{admin.user_id}", json={}, headers=moderator.auth).status_code == 403
+
+
+def test_deleting_a_role_removes_its_overwrites(client, register, make_guild):
+    owner = register()
+    guild = make_guild(owner)
+    role = _role(client, owner, guild, "Gone")
+    channel = guild["system_channel_id"]
+    client.put(f"/v1/channels/{channel}/permissions/{role['id']}", json={"type": 0, "allow": "2048"}, headers=owner.auth)
+    assert client.delete(f"/v1/guilds/{guild['id']}/roles/{role['id']}", headers=owner.auth).status_code == 204
+    overwrites = client.get(f"/v1/channels/{channel}", headers=owner.auth).json()["permission_overwrites"]
+    assert overwrites == []
+    resaved = client.patch(f"/v1/channels/{channel}", json={"permission_overwrites": overwrites}, headers=owner.auth)
+    assert resaved.status_code == 200
+
+
+def test_resetting_hoist_positions_spares_higher_roles(client, register, make_guild, add_member):
+    owner, manager = register(), register()
+    guild = make_guild(owner)
+    add_member(manager, guild)
+    top = _role(client, owner, guild, "Top")
+    manager_role = _role(client, owner, guild, "Manager", MANAGE_ROLES)
+    low = _role(client, owner, guild, "Low")
+    _give(client, owner, guild, manager, manager_role)
+    url = f"/v1/guilds/{guild['id']}/roles/hoist-positions"
+    client.patch(url, json=[{"id": top["id"], "hoist_position": 1}, {"id": low["id"], "hoist_position": 2}],
+                 headers=owner.auth)
+    assert client.delete(url, headers=manager.auth).status_code == 204
+    hoists = {r["name"]: r["hoist_position"] for r in client.get(f"/v1/guilds/{guild['id']}/roles",
+                                                                  headers=owner.auth).json()}
+    assert hoists["Top"] == 1 and hoists["Low"] is None
+
+
+def test_role_limit_holds_under_concurrent_creates(app, client, register, make_guild, monkeypatch):
+    import threading
+
+    from service.auth import Identity
+    from service.errors import APIError
+
+    monkeypatch.setattr(roles_service, "MAX_GUILD_ROLES", 6)
+    owner = register()
+    guild = make_guild(owner)
+    identity = Identity(int(owner.user_id), "session")
+    outcomes, barrier = [], threading.Barrier(8)
+
+    def create(n):
+        rt = app.runtime
+        barrier.wait()
+        try:
+            roles_service.create(rt, rt.db.session, identity, guild["id"], {"name": f"r{n}"}, None)
+            outcomes.append("ok")
+        except APIError as error:
+            outcomes.append(error.code)
+        finally:
+            rt.db.remove()
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["MAX_GUILD_ROLES"] * 3 + ["ok"] * 5
+    assert len(client.get(f"/v1/guilds/{guild['id']}/roles", headers=owner.auth).json()) == 6
