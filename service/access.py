@@ -3,7 +3,9 @@
 ``guild_access`` answers 404 ``UNKNOWN_GUILD`` to anyone who is not a member (a stranger
 learns nothing, not even that the guild exists); ``channel_access`` answers 404
 ``UNKNOWN_CHANNEL`` likewise and 403 ``MISSING_ACCESS`` to a member who cannot view the
-channel. ``require`` answers 403 ``MISSING_PERMISSIONS``. The arithmetic lives in
+channel. DMs and group DMs (channels without a guild) answer only callers that ask for them
+(``allow_private``): their recipients get ``PRIVATE_CHANNEL_PERMISSIONS``, anyone else 404
+``UNKNOWN_CHANNEL``. ``require`` answers 403 ``MISSING_PERMISSIONS``. The arithmetic lives in
 ``service.permissions``; this module only loads the rows it needs.
 """
 
@@ -17,11 +19,19 @@ from sqlalchemy import select
 from service import permissions as perms
 from service.auth import Identity
 from service.errors import APIError, not_found
-from service.models import Channel, Guild, Member, MemberRole, PermissionOverwrite, Role, utcnow
+from service.models import Channel, ChannelRecipient, Guild, Member, MemberRole, PermissionOverwrite, Role, utcnow
 from service.permissions import Permission
 from service.users import parse_snowflake
 
 NO_ROLE_POSITION = -1
+DM, GROUP_DM = 1, 3
+PRIVATE_CHANNEL_TYPES = (DM, GROUP_DM)
+# What every recipient may do in a DM or group DM. Nobody moderates one: no MANAGE_*, no @everyone.
+PRIVATE_CHANNEL_PERMISSIONS = int(
+    Permission.VIEW_CHANNEL | Permission.SEND_MESSAGES | Permission.SEND_TTS_MESSAGES | Permission.EMBED_LINKS
+    | Permission.ATTACH_FILES | Permission.READ_MESSAGE_HISTORY | Permission.ADD_REACTIONS
+    | Permission.USE_EXTERNAL_EMOJIS | Permission.USE_EXTERNAL_STICKERS | Permission.PIN_MESSAGES
+)
 
 
 def missing_permissions(*needed: Permission) -> APIError:
@@ -109,9 +119,14 @@ class GuildAccess:
 
 @dataclass
 class ChannelAccess:
-    guild: GuildAccess
+    guild: GuildAccess | None  # None in a DM or group DM
     channel: Channel
     permissions: int
+    recipient_ids: tuple[int, ...] = ()  # a DM's or group DM's people, the caller among them
+
+    @property
+    def is_private(self) -> bool:
+        return self.guild is None
 
     def has(self, *needed: Permission) -> bool:
         return all(self.permissions & p == p for p in needed)
@@ -139,11 +154,19 @@ def guild_access(session, identity: Identity, guild_id: str | int) -> GuildAcces
     return load_member_access(session, *row)
 
 
-def channel_access(session, identity: Identity, channel_id: str | int) -> ChannelAccess:
+def channel_access(session, identity: Identity, channel_id: str | int, *, allow_private: bool = False) -> ChannelAccess:
+    """The caller's access to a channel. DMs and group DMs answer only with ``allow_private``
+    (their ``guild`` is None): callers that need a guild keep answering 404 for them."""
     cid = parse_snowflake(channel_id, "channel", "UNKNOWN_CHANNEL")
     channel = session.get(Channel, cid)
-    if channel is None or channel.guild_id is None:
+    if channel is None or (channel.guild_id is None and not allow_private):
         raise not_found("UNKNOWN_CHANNEL", "channel")
+    if channel.guild_id is None:
+        recipients = tuple(session.scalars(select(ChannelRecipient.user_id)
+                                           .where(ChannelRecipient.channel_id == channel.id)))
+        if identity.user_id not in recipients:
+            raise not_found("UNKNOWN_CHANNEL", "channel")
+        return ChannelAccess(None, channel, PRIVATE_CHANNEL_PERMISSIONS, recipients)
     try:
         access = guild_access(session, identity, channel.guild_id)
     except APIError:

@@ -1,4 +1,4 @@
-"""Messages in guild text channels: send, read history, edit, delete, bulk delete, typing.
+"""Messages in guild text channels, DMs and group DMs: send, read history, edit, delete, bulk delete, typing.
 
 History is read newest first by walking the (channel_id, id) index: snowflake ids grow with
 time, so "the 50 before X" is one index range scan however long the channel is. Everything a
@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from sqlalchemy import case, delete, func, select
 
-from service import audit, events, serializers
-from service.access import ChannelAccess, channel_access
+from service import audit, events, relationships, serializers
+from service.access import DM, GROUP_DM, ChannelAccess, channel_access
 from service.audit import Action
 from service.auth import Identity
 from service.channels import TEXT
@@ -28,7 +28,7 @@ MAX_CONTENT = 2000
 MAX_BOT_CONTENT = 4000
 DEFAULT_LIMIT = 50
 BULK_DELETE_MAX_AGE = timedelta(days=14)
-TEXT_CHANNEL_TYPES = (TEXT,)
+TEXT_CHANNEL_TYPES = (TEXT, DM, GROUP_DM)
 DEFAULT_TYPE, REPLY_TYPE = 0, 19
 SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS = 1 << 2, 1 << 12
 SETTABLE_FLAGS = SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS
@@ -41,7 +41,7 @@ EVERYONE_MENTION = re.compile(r"@(everyone|here)\b")
 
 
 def _readable(session, identity: Identity, channel_id: str) -> ChannelAccess:
-    access = channel_access(session, identity, channel_id)
+    access = channel_access(session, identity, channel_id, allow_private=True)
     access.require(Permission.READ_MESSAGE_HISTORY)
     return access
 
@@ -53,8 +53,32 @@ def _message(session, access: ChannelAccess, message_id: str) -> Message:
     return message
 
 
-def dump_many(session, messages: list[Message], viewer_id: int) -> list[dict]:
-    """Wire form of a page of messages, with every related row loaded in batches."""
+def _wire(message: Message) -> dict:
+    """``serializers.message.dump(message)``, field for field, without marshmallow's per-field work.
+
+    A page is 50 of these; through the schema they cost more CPU than the page's SQL
+    (bench/README figures). tests/test_messages_wire.py holds the two to the same output.
+    """
+    guild_id, edited = message.guild_id, message.edited_at
+    return {
+        "id": str(message.id), "channel_id": str(message.channel_id),
+        "guild_id": None if guild_id is None else str(guild_id), "webhook_id": None,
+        "type": message.type, "flags": message.flags, "content": message.content,
+        "timestamp": snowflake_time(message.id).isoformat(),
+        "edited_timestamp": None if edited is None else edited.isoformat(),
+        "pinned": message.pinned_at is not None, "mention_everyone": message.mention_everyone, "tts": message.tts,
+        "mention_roles": [str(r) for r in message.mention_roles], "embeds": [dict(e) for e in message.embeds],
+        "stickers": [{"id": s} for s in message.sticker_ids], "nonce": message.nonce,
+    }
+
+
+def dump_many(session, messages: list[Message], viewer_id: int, *, fresh: bool = False,
+              known_users: dict[int, User] | None = None) -> list[dict]:
+    """Wire form of a page of messages, with every related row loaded in batches.
+
+    ``fresh`` messages were created in this transaction, so they have no reactions or
+    attachments to look up; ``known_users`` are rows the caller already holds.
+    """
     if not messages:
         return []
     ids = [m.id for m in messages]
@@ -64,23 +88,32 @@ def dump_many(session, messages: list[Message], viewer_id: int) -> list[dict]:
     people = {m.author_id for m in [*messages, *referenced.values()]}
     for m in [*messages, *referenced.values()]:
         people.update(int(u) for u in m.mentions)
-    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(people)))}
+    users = dict(known_users or {})
+    if people - users.keys():
+        users.update((u.id, u) for u in session.scalars(select(User).where(User.id.in_(people - users.keys()))))
     reactions: dict[int, dict[str, list]] = {}
-    rows = session.execute(
-        select(Reaction.message_id, Reaction.emoji_key, func.count(),
-               func.max(case((Reaction.user_id == viewer_id, 1), else_=0)), func.min(Reaction.created_at))
-        .where(Reaction.message_id.in_(ids)).group_by(Reaction.message_id, Reaction.emoji_key))
-    for message_id, emoji_key, count, mine, first in rows:
-        reactions.setdefault(message_id, {})[emoji_key] = [count, bool(mine), first]
     attachments: dict[int, list[Attachment]] = {}
-    for attachment in session.scalars(select(Attachment).where(Attachment.message_id.in_(ids))
-                                      .order_by(Attachment.id)):
-        attachments.setdefault(attachment.message_id, []).append(attachment)
+    if not fresh:
+        rows = session.execute(
+            select(Reaction.message_id, Reaction.emoji_key, func.count(),
+                   func.max(case((Reaction.user_id == viewer_id, 1), else_=0)), func.min(Reaction.created_at))
+            .where(Reaction.message_id.in_(ids)).group_by(Reaction.message_id, Reaction.emoji_key))
+        for message_id, emoji_key, count, mine, first in rows:
+            reactions.setdefault(message_id, {})[emoji_key] = [count, bool(mine), first]
+        for attachment in session.scalars(select(Attachment).where(Attachment.message_id.in_(ids))
+                                          .order_by(Attachment.id)):
+            attachments.setdefault(attachment.message_id, []).append(attachment)
+    public: dict[int, dict] = {}  # each person serialized once per page, however often they appear
+
+    def person(user_id: int) -> dict:
+        if user_id not in public:
+            public[user_id] = serializers.user_public.dump(users[user_id])
+        return dict(public[user_id])
 
     def one(message: Message, nested: bool) -> dict:
-        data = serializers.message.dump(message)
-        data["author"] = serializers.user_public.dump(users[message.author_id])
-        data["mentions"] = [serializers.user_public.dump(users[int(u)]) for u in message.mentions if int(u) in users]
+        data = _wire(message)
+        data["author"] = person(message.author_id)
+        data["mentions"] = [person(int(u)) for u in message.mentions if int(u) in users]
         data["attachments"] = [serializers.dump_attachment(a) for a in attachments.get(message.id, [])]
         ordered = sorted(reactions.get(message.id, {}).items(), key=lambda item: item[1][2])
         data["reactions"] = [{"emoji": serializers.emoji_of_key(key), "count": count, "me": mine}
@@ -141,9 +174,9 @@ def _mentions(session, access: ChannelAccess, content: str, allowed: dict | None
     users = [u for u in dict.fromkeys(users) if "users" in parse or u in allowed_users]
     if reply_author is not None and (allowed is None or allowed.get("replied_user", True)):
         users.append(reply_author)
-    if users:
-        present = set(session.scalars(select(Member.user_id).where(Member.guild_id == guild_id,
-                                                                   Member.user_id.in_(users))))
+    if users:  # only people who can see the channel: a guild's members, a DM's recipients
+        present = set(access.recipient_ids) if access.is_private else set(session.scalars(
+            select(Member.user_id).where(Member.guild_id == guild_id, Member.user_id.in_(users))))
         users = [u for u in dict.fromkeys(users) if u in present]
     roles = [int(r) for r in dict.fromkeys(ROLE_MENTION.findall(content))]
     roles = [r for r in roles if "roles" in parse or r in allowed_roles]
@@ -188,11 +221,21 @@ def _slowmode(session, access: ChannelAccess, author_id: int) -> None:
                        headers={"Retry-After": str(max(1, int(wait + 0.999)))})
 
 
+def _require_not_blocked(session, access: ChannelAccess, user_id: int) -> None:
+    """In a DM, a block either way ends sending (and typing)."""
+    if access.channel.type != DM:
+        return
+    other = next((r for r in access.recipient_ids if r != user_id), None)
+    if other is not None and relationships.blocked_between(session, user_id, other):
+        raise APIError(403, "CANNOT_SEND_MESSAGES_TO_USER", "You cannot send messages to this user")
+
+
 def send(rt, session, identity: Identity, channel_id: str, body: dict) -> dict:
-    access = channel_access(session, identity, channel_id)
+    access = channel_access(session, identity, channel_id, allow_private=True)
     if access.channel.type not in TEXT_CHANNEL_TYPES:
         raise APIError(400, "CANNOT_SEND_MESSAGES_IN_NON_TEXT_CHANNEL", "Messages go to text channels")
     access.require(Permission.SEND_MESSAGES)
+    _require_not_blocked(session, access, identity.user_id)
     author = me(session, identity)
     content = body.get("content") or ""
     limit = MAX_BOT_CONTENT if author.bot else MAX_CONTENT
@@ -232,7 +275,8 @@ def send(rt, session, identity: Identity, channel_id: str, body: dict) -> dict:
     session.execute(Channel.__table__.update().where(Channel.id == access.channel.id)
                     .values(last_message_id=message.id))
     session.flush()
-    data = dump(session, message, author.id)
+    # A new message has no reactions or attachments yet, and its author is at hand: no queries for them.
+    data = dump_many(session, [message], author.id, fresh=True, known_users={author.id: author})[0]
     events.publish(session, "MESSAGE_CREATE", {**data, "guild_id": serializers.iso_id(message.guild_id)},
                    guild_id=message.guild_id, channel_id=message.channel_id)
     session.commit()
@@ -243,7 +287,7 @@ def send(rt, session, identity: Identity, channel_id: str, body: dict) -> dict:
 
 
 def edit(session, identity: Identity, channel_id: str, message_id: str, body: dict) -> dict:
-    access = channel_access(session, identity, channel_id)
+    access = channel_access(session, identity, channel_id, allow_private=True)
     message = _message(session, access, message_id)
     if message.author_id != identity.user_id:
         # Others may only hide a message's embeds, with MANAGE_MESSAGES; nothing else.
@@ -278,7 +322,7 @@ def edit(session, identity: Identity, channel_id: str, message_id: str, body: di
 
 
 def remove(rt, session, identity: Identity, channel_id: str, message_id: str, reason: str | None) -> None:
-    access = channel_access(session, identity, channel_id)
+    access = channel_access(session, identity, channel_id, allow_private=True)
     message = _message(session, access, message_id)
     if message.author_id != identity.user_id:
         access.require(Permission.MANAGE_MESSAGES)
@@ -292,7 +336,7 @@ def remove(rt, session, identity: Identity, channel_id: str, message_id: str, re
 
 
 def bulk_delete(rt, session, identity: Identity, channel_id: str, body: dict, reason: str | None) -> None:
-    access = channel_access(session, identity, channel_id)
+    access = channel_access(session, identity, channel_id, allow_private=True)
     access.require(Permission.MANAGE_MESSAGES)
     ids = list(dict.fromkeys(parse_snowflake(m, "message", "UNKNOWN_MESSAGE") for m in body["messages"]))
     if len(ids) < 2:
@@ -315,8 +359,9 @@ def bulk_delete(rt, session, identity: Identity, channel_id: str, body: dict, re
 
 
 def typing(session, identity: Identity, channel_id: str) -> None:
-    access = channel_access(session, identity, channel_id)
+    access = channel_access(session, identity, channel_id, allow_private=True)
     access.require(Permission.SEND_MESSAGES)
+    _require_not_blocked(session, access, identity.user_id)
     payload = {"channel_id": str(access.channel.id), "user_id": str(identity.user_id),
                "timestamp": int(utcnow().timestamp()), "guild_id": serializers.iso_id(access.channel.guild_id)}
     events.publish(session, "TYPING_START", payload, guild_id=access.channel.guild_id, channel_id=access.channel.id)

@@ -360,3 +360,43 @@ def emoji_of_key(key: str) -> dict:
 def dump_attachment(row) -> dict:
     return {"id": str(row.id), "filename": row.filename, "size": row.size, "content_type": row.content_type,
             "width": row.width, "height": row.height, "flags": row.flags, "description": row.description}
+
+
+# --- DMs and relationships ----------------------------------------------------------------
+
+
+class PrivateChannelSchema(Schema):
+    id = SnowflakeField()
+    type = fields.Integer()
+    name = fields.String(allow_none=True)
+    icon = fields.Constant(None)
+    owner_id = SnowflakeField()  # a group DM's owner; null in a DM
+    last_message_id = SnowflakeField()
+    last_pin_timestamp = fields.Constant(None)
+
+
+class RelationshipSchema(Schema):
+    id = SnowflakeField(attribute="target_id")
+    type = fields.Integer()
+    since = DateTimeField()
+    nickname = fields.String(allow_none=True)
+    share_voice_activity = fields.Constant(False)
+    # Nobody shares voice activity yet; for anyone but a friend the reference always answers true.
+    friend_shares_voice_activity = fields.Function(lambda row: row.type != 1)
+
+
+private_channel = PrivateChannelSchema()
+relationship = RelationshipSchema()
+
+
+def serialize_private_channel(channel_row, people, viewer_id: int) -> dict:
+    """A DM or group DM as ``viewer_id`` sees it: ``recipients`` lists everyone else in it."""
+    data = private_channel.dump(channel_row)
+    data["recipients"] = [user_public.dump(u) for u in sorted(people, key=lambda u: u.id) if u.id != viewer_id]
+    return data
+
+
+def serialize_relationship(row, target_user) -> dict:
+    data = relationship.dump(row)
+    data["user"] = user_public.dump(target_user)
+    return data

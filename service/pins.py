@@ -1,0 +1,139 @@
+"""Pinned messages: pin, unpin, list a channel's pins newest first, acknowledge them.
+
+Pinning sets the message's ``pinned_at`` and posts a system message (type 6) in the channel,
+authored by whoever pinned, whose ``message_reference`` points at the pinned message. Pinning
+and unpinning are idempotent and audited. Only ordinary messages and replies can be pinned.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from service import audit, events, messages, read_states, serializers
+from service.access import ChannelAccess, channel_access, missing_permissions
+from service.audit import Action
+from service.auth import Identity
+from service.errors import APIError, field_error, limit_reached, not_found
+from service.models import Channel, Message, utcnow
+from service.permissions import Permission
+from service.users import parse_snowflake
+
+MAX_PINS = 50  # per channel
+DEFAULT_LIMIT = 50
+PINNED_MESSAGE_TYPE = 6
+PINNABLE_TYPES = (messages.DEFAULT_TYPE, messages.REPLY_TYPE)
+
+
+def _pin_access(session, identity: Identity, channel_id: str) -> ChannelAccess:
+    access = channel_access(session, identity, channel_id)
+    if not (access.has(Permission.PIN_MESSAGES) or access.has(Permission.MANAGE_MESSAGES)):
+        raise missing_permissions(Permission.PIN_MESSAGES)
+    access.require(Permission.READ_MESSAGE_HISTORY)
+    return access
+
+
+def _message(session, access: ChannelAccess, message_id: str) -> Message:
+    message = session.get(Message, parse_snowflake(message_id, "message", "UNKNOWN_MESSAGE"))
+    if message is None or message.channel_id != access.channel.id:
+        raise not_found("UNKNOWN_MESSAGE", "message")
+    return message
+
+
+def last_pin_timestamp(session, channel_id: int) -> str | None:
+    return serializers.iso(session.scalar(select(func.max(Message.pinned_at)).where(Message.channel_id == channel_id)))
+
+
+def _publish_pins_update(session, message: Message) -> None:
+    events.publish(session, "CHANNEL_PINS_UPDATE",
+                   {"channel_id": str(message.channel_id), "guild_id": serializers.iso_id(message.guild_id),
+                    "last_pin_timestamp": last_pin_timestamp(session, message.channel_id)},
+                   guild_id=message.guild_id, channel_id=message.channel_id)
+
+
+def _publish_update(session, message: Message, viewer_id: int) -> None:
+    data = messages.dump(session, message, viewer_id)
+    events.publish(session, "MESSAGE_UPDATE", {**data, "guild_id": serializers.iso_id(message.guild_id)},
+                   guild_id=message.guild_id, channel_id=message.channel_id)
+
+
+def pin(rt, session, identity: Identity, channel_id: str, message_id: str, reason: str | None) -> None:
+    access = _pin_access(session, identity, channel_id)
+    message = _message(session, access, message_id)
+    if message.type not in PINNABLE_TYPES:
+        raise APIError(400, "CANNOT_MODIFY_SYSTEM_WEBHOOK", "System messages cannot be pinned")
+    if message.pinned_at is not None:
+        return
+    pinned = session.scalar(select(func.count()).select_from(Message)
+                            .where(Message.channel_id == access.channel.id, Message.pinned_at.is_not(None)))
+    if pinned >= MAX_PINS:
+        raise limit_reached("MAX_PINS_PER_CHANNEL", "pins in this channel", MAX_PINS)
+    message.pinned_at = utcnow()
+    notice = Message(
+        id=rt.new_id(), channel_id=message.channel_id, guild_id=message.guild_id, author_id=identity.user_id,
+        type=PINNED_MESSAGE_TYPE, content="", mentions=[], mention_roles=[], embeds=[], sticker_ids=[],
+        referenced_message_id=message.id,
+    )
+    session.add(notice)
+    session.execute(Channel.__table__.update().where(Channel.id == access.channel.id)
+                    .values(last_message_id=notice.id))
+    audit.record(rt, session, message.guild_id, identity.user_id, Action.MESSAGE_PIN, message.id, reason=reason,
+                 options={"channel_id": str(message.channel_id), "message_id": str(message.id)})
+    session.flush()
+    _publish_pins_update(session, message)
+    created = messages.dump(session, notice, identity.user_id)
+    events.publish(session, "MESSAGE_CREATE", {**created, "guild_id": serializers.iso_id(notice.guild_id)},
+                   guild_id=notice.guild_id, channel_id=notice.channel_id)
+    _publish_update(session, message, identity.user_id)
+    session.commit()
+
+
+def unpin(rt, session, identity: Identity, channel_id: str, message_id: str, reason: str | None) -> None:
+    access = _pin_access(session, identity, channel_id)
+    message = _message(session, access, message_id)
+    if message.pinned_at is None:
+        return
+    message.pinned_at = None
+    audit.record(rt, session, message.guild_id, identity.user_id, Action.MESSAGE_UNPIN, message.id, reason=reason,
+                 options={"channel_id": str(message.channel_id), "message_id": str(message.id)})
+    session.flush()
+    _publish_pins_update(session, message)
+    _publish_update(session, message, identity.user_id)
+    session.commit()
+
+
+def _parse_before(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise field_error("before", "BASE_TYPE_INVALID_FORMAT", "Not an ISO 8601 date-time") from None
+    # Compared as stored (UTC): an offset elsewhere would compare wall clocks, not instants.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def list_pins(session, identity: Identity, channel_id: str, *, limit: int = DEFAULT_LIMIT,
+              before: str | None = None) -> dict:
+    access = channel_access(session, identity, channel_id)
+    access.require(Permission.READ_MESSAGE_HISTORY)
+    moment = _parse_before(before)
+    query = select(Message).where(Message.channel_id == access.channel.id, Message.pinned_at.is_not(None))
+    if moment is not None:
+        query = query.where(Message.pinned_at < moment)
+    rows = list(session.scalars(query.order_by(Message.pinned_at.desc(), Message.id.desc()).limit(limit + 1)))
+    page = rows[:limit]
+    dumped = messages.dump_many(session, page, identity.user_id)
+    items = [{"message": data, "pinned_at": serializers.iso(row.pinned_at)}
+             for row, data in zip(page, dumped, strict=True)]
+    return {"items": items, "has_more": len(rows) > limit}
+
+
+def acknowledge(session, identity: Identity, channel_id: str) -> None:
+    access = channel_access(session, identity, channel_id)
+    now = utcnow()
+    read_states.acknowledge_pins(session, identity.user_id, access.channel.id, now)
+    events.publish(session, "CHANNEL_PINS_ACK",
+                   {"channel_id": str(access.channel.id), "timestamp": serializers.iso(now)}, user_ids=[identity.user_id])
+    session.commit()
