@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 4
 
-.PHONY: install run serve migrate test lint spec fuzz client clean
+.PHONY: install run serve migrate test lint spec fuzz client clean bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ spec: install
 ## Schemathesis against a live server, every operation, every check.
 fuzz: install
 	$(PY) tests/live_schemathesis.py
+
+## Messaging benchmark: the production server against a minimal ASGI baseline (wrk, PostgreSQL; see README).
+## DATABASE_URL defaults to postgresql://postgres@127.0.0.1:5432/bench (recreated); BENCH_ARGS passes options.
+bench: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
+		|| { echo "bench needs wrk: apt-get install wrk"; exit 1; }
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 ## Print the OpenAPI document a client generator takes.
 client: install

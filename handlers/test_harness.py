@@ -2,7 +2,7 @@
 
 import flask
 
-from service import harness
+from service import harness, harness_messages
 from service.runtime import current
 
 
@@ -23,3 +23,11 @@ def list_test_emails(recipient=None):
 def clear_test_emails():
     harness.clear_emails(_checked())
     return None, 204
+
+
+def seed_test_messages(body):
+    return harness_messages.seed(_checked(), body), 200
+
+
+def clear_test_channel_messages(channel_id):
+    return harness_messages.clear(_checked(), channel_id), 200

@@ -56,8 +56,8 @@ def _message(session, access: ChannelAccess, message_id: str) -> Message:
 def _wire(message: Message) -> dict:
     """``serializers.message.dump(message)``, field for field, without marshmallow's per-field work.
 
-    A page is 50 of these; through the schema they cost more CPU than the page's SQL
-    (bench/README figures). tests/test_messages_wire.py holds the two to the same output.
+    A page is 50 of these; through the schema they took about a sixth of a page's CPU
+    (README, "Benchmark"). tests/test_messages_wire.py holds the two to the same output.
     """
     guild_id, edited = message.guild_id, message.edited_at
     return {
