@@ -122,23 +122,6 @@ def make_guild(client):
 
 
 @pytest.fixture
-def join(client):
-    """join(account, guild) -> member JSON: adds ``account`` to ``guild`` through a fresh invite from its owner."""
-
-    def _join(account: Account, guild: dict, owner: Account) -> dict:
-        channel_id = guild["system_channel_id"]
-        invite = client.post(f"/v1/channels/{channel_id}/invites", json={"max_age": 0}, headers=owner.auth)
-        assert invite.status_code == 200, invite.text
-        accepted = client.post(f"/v1/invites/{invite.json()['code']}", headers=account.auth)
-        assert accepted.status_code == 200, accepted.text
-        member = client.get(f"/v1/guilds/{guild['id']}/members/{account.user_id}", headers=owner.auth)
-        assert member.status_code == 200, member.text
-        return member.json()
-
-    return _join
-
-
-@pytest.fixture
 def add_member(app):
     """add_member(account, guild): makes ``account`` a member directly, without going through an invite."""
     from service import members
