@@ -46,7 +46,8 @@ def _readable(session, identity: Identity, channel_id: str) -> ChannelAccess:
     return access
 
 
-def _message(session, access: ChannelAccess, message_id: str) -> Message:
+def message_in(session, access: ChannelAccess, message_id: str) -> Message:
+    """The message ``message_id`` of the channel ``access`` is for; 404 ``UNKNOWN_MESSAGE`` otherwise."""
     message = session.get(Message, parse_snowflake(message_id, "message", "UNKNOWN_MESSAGE"))
     if message is None or message.channel_id != access.channel.id:
         raise not_found("UNKNOWN_MESSAGE", "message")
@@ -157,7 +158,7 @@ def list_messages(session, identity: Identity, channel_id: str, *, limit: int, b
 
 def get(session, identity: Identity, channel_id: str, message_id: str) -> dict:
     access = _readable(session, identity, channel_id)
-    return dump(session, _message(session, access, message_id), identity.user_id)
+    return dump(session, message_in(session, access, message_id), identity.user_id)
 
 
 # --- Sending --------------------------------------------------------------------------------
@@ -288,7 +289,7 @@ def send(rt, session, identity: Identity, channel_id: str, body: dict) -> dict:
 
 def edit(session, identity: Identity, channel_id: str, message_id: str, body: dict) -> dict:
     access = channel_access(session, identity, channel_id, allow_private=True)
-    message = _message(session, access, message_id)
+    message = message_in(session, access, message_id)
     if message.author_id != identity.user_id:
         # Others may only hide a message's embeds, with MANAGE_MESSAGES; nothing else.
         if set(body) - {"flags"} or not access.has(Permission.MANAGE_MESSAGES):
@@ -323,7 +324,7 @@ def edit(session, identity: Identity, channel_id: str, message_id: str, body: di
 
 def remove(rt, session, identity: Identity, channel_id: str, message_id: str, reason: str | None) -> None:
     access = channel_access(session, identity, channel_id, allow_private=True)
-    message = _message(session, access, message_id)
+    message = message_in(session, access, message_id)
     if message.author_id != identity.user_id:
         access.require(Permission.MANAGE_MESSAGES)
         audit.record(rt, session, message.guild_id, identity.user_id, Action.MESSAGE_DELETE, message.author_id,

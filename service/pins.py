@@ -15,10 +15,9 @@ from service import audit, events, messages, read_states, serializers
 from service.access import ChannelAccess, channel_access, missing_permissions
 from service.audit import Action
 from service.auth import Identity
-from service.errors import APIError, field_error, limit_reached, not_found
+from service.errors import APIError, field_error, limit_reached
 from service.models import Channel, Message, utcnow
 from service.permissions import Permission
-from service.users import parse_snowflake
 
 MAX_PINS = 50  # per channel
 DEFAULT_LIMIT = 50
@@ -32,13 +31,6 @@ def _pin_access(session, identity: Identity, channel_id: str) -> ChannelAccess:
         raise missing_permissions(Permission.PIN_MESSAGES)
     access.require(Permission.READ_MESSAGE_HISTORY)
     return access
-
-
-def _message(session, access: ChannelAccess, message_id: str) -> Message:
-    message = session.get(Message, parse_snowflake(message_id, "message", "UNKNOWN_MESSAGE"))
-    if message is None or message.channel_id != access.channel.id:
-        raise not_found("UNKNOWN_MESSAGE", "message")
-    return message
 
 
 def last_pin_timestamp(session, channel_id: int) -> str | None:
@@ -60,7 +52,7 @@ def _publish_update(session, message: Message, viewer_id: int) -> None:
 
 def pin(rt, session, identity: Identity, channel_id: str, message_id: str, reason: str | None) -> None:
     access = _pin_access(session, identity, channel_id)
-    message = _message(session, access, message_id)
+    message = messages.message_in(session, access, message_id)
     if message.type not in PINNABLE_TYPES:
         raise APIError(400, "CANNOT_MODIFY_SYSTEM_WEBHOOK", "System messages cannot be pinned")
     if message.pinned_at is not None:
@@ -91,7 +83,7 @@ def pin(rt, session, identity: Identity, channel_id: str, message_id: str, reaso
 
 def unpin(rt, session, identity: Identity, channel_id: str, message_id: str, reason: str | None) -> None:
     access = _pin_access(session, identity, channel_id)
-    message = _message(session, access, message_id)
+    message = messages.message_in(session, access, message_id)
     if message.pinned_at is None:
         return
     message.pinned_at = None

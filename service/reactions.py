@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from service import events, serializers
+from service import events, messages, serializers
 from service.access import ChannelAccess, channel_access, missing_permissions, timed_out
 from service.auth import Identity
-from service.errors import APIError, field_error, limit_reached, not_found
+from service.errors import APIError, field_error, limit_reached
 from service.models import Emoji, Message, Reaction, User, utcnow
 from service.permissions import Permission
 from service.users import MAX_SNOWFLAKE, cursor, me, parse_snowflake
@@ -118,13 +118,6 @@ def _readable(session, identity: Identity, channel_id: str) -> ChannelAccess:
     return access
 
 
-def _message(session, access: ChannelAccess, message_id: str) -> Message:
-    message = session.get(Message, parse_snowflake(message_id, "message", "UNKNOWN_MESSAGE"))
-    if message is None or message.channel_id != access.channel.id:
-        raise not_found("UNKNOWN_MESSAGE", "message")
-    return message
-
-
 def _base_payload(message: Message) -> dict:
     return {"channel_id": str(message.channel_id), "message_id": str(message.id),
             "guild_id": serializers.iso_id(message.guild_id)}
@@ -154,7 +147,7 @@ def _new_custom_key(session, access: ChannelAccess, parsed: ParsedEmoji) -> tupl
 def add(session, identity: Identity, channel_id: str, message_id: str, raw_emoji: str,
         session_id: str | None = None) -> None:
     access = _readable(session, identity, channel_id)
-    message = _message(session, access, message_id)
+    message = messages.message_in(session, access, message_id)
     if timed_out(access.guild.member) and not access.guild.is_admin:
         raise APIError(403, "COMMUNICATION_DISABLED", "You are timed out in this guild")
     parsed = parse(raw_emoji)
@@ -216,7 +209,7 @@ def _remove_user_reaction(session, message: Message, parsed: ParsedEmoji | None,
 def remove_own(session, identity: Identity, channel_id: str, message_id: str, raw_emoji: str,
                session_id: str | None = None) -> None:
     access = _readable(session, identity, channel_id)
-    message = _message(session, access, message_id)
+    message = messages.message_in(session, access, message_id)
     _remove_user_reaction(session, message, parse(raw_emoji, strict=False), identity.user_id, session_id)
 
 
@@ -226,14 +219,14 @@ def remove_user(session, identity: Identity, channel_id: str, message_id: str, r
     target = parse_snowflake(target_id, "user", "UNKNOWN_USER")
     if target != identity.user_id:
         _require_manage(access)
-    message = _message(session, access, message_id)
+    message = messages.message_in(session, access, message_id)
     _remove_user_reaction(session, message, parse(raw_emoji, strict=False), target, session_id)
 
 
 def remove_emoji(session, identity: Identity, channel_id: str, message_id: str, raw_emoji: str) -> None:
     access = _readable(session, identity, channel_id)
     _require_manage(access)
-    message = _message(session, access, message_id)
+    message = messages.message_in(session, access, message_id)
     parsed = parse(raw_emoji, strict=False)
     key = _existing_key(session, message.id, parsed) if parsed is not None else None
     if key is None:
@@ -246,7 +239,7 @@ def remove_emoji(session, identity: Identity, channel_id: str, message_id: str, 
 def remove_all(session, identity: Identity, channel_id: str, message_id: str) -> None:
     access = _readable(session, identity, channel_id)
     _require_manage(access)
-    message = _message(session, access, message_id)
+    message = messages.message_in(session, access, message_id)
     removed = session.execute(delete(Reaction).where(Reaction.message_id == message.id)).rowcount
     if not removed:
         return
@@ -260,7 +253,7 @@ def remove_all(session, identity: Identity, channel_id: str, message_id: str) ->
 def _users_page(session, identity: Identity, channel_id: str, message_id: str, raw_emoji: str, limit: int,
                 after: str | None) -> tuple[list[dict], bool]:
     access = _readable(session, identity, channel_id)
-    message = _message(session, access, message_id)
+    message = messages.message_in(session, access, message_id)
     parsed = parse(raw_emoji, strict=False)
     key = _existing_key(session, message.id, parsed) if parsed is not None else None
     if key is None:
