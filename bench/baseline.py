@@ -5,12 +5,12 @@ them and nothing else: no spec validation, no ORM, no marshmallow, no rate limit
 log. The permission arithmetic is the service's own pure functions (``service.permissions``),
 so both sides decide the same thing; everything around it is the thinnest code that does the job.
 
-    send:    session+user by token hash; channel; guild+member; guild roles; member's roles;
-             channel overwrites; author; INSERT message; UPDATE channels.last_message_id;
-             reactions and attachments of the new message (the service's dump does both); COMMIT
-    history: session+user by token hash; channel; guild+member; guild roles; member's roles;
-             channel overwrites; the 50 newest messages; their authors; their reactions;
-             their attachments
+    send:    session+user by token hash; channel+guild+member; guild roles with the member's
+             marked; channel overwrites; author; lock the channel row; INSERT message;
+             UPDATE channels.last_message_id; COMMIT
+    history: session+user by token hash; channel+guild+member; guild roles with the member's
+             marked; channel overwrites; the 50 newest messages; their authors; their
+             reactions; their attachments
 
 Run: ``DATABASE_URL=postgresql://... uvicorn bench.baseline:app --workers N``.
 """
@@ -131,23 +131,21 @@ async def _access(cursor, request: Request, channel_id: int) -> tuple[int, int |
     _session_id, user_id, pending, suspicious, verified = row
     if pending or (suspicious & ~(1 if verified else 0)):
         raise Denied(403, "ACCOUNT_SUSPICIOUS_ACTIVITY")
-    await cursor.execute("SELECT guild_id, type, rate_limit_per_user FROM channels WHERE id = %s", (channel_id,))
-    channel = await cursor.fetchone()
-    if channel is None or channel[0] is None:
-        raise Denied(404, "UNKNOWN_CHANNEL")
-    guild_id = channel[0]
     await cursor.execute(
-        "SELECT g.owner_id, m.communication_disabled_until FROM guilds g JOIN members m ON m.guild_id = g.id "
-        "WHERE g.id = %s AND m.user_id = %s", (guild_id, user_id))
-    member = await cursor.fetchone()
-    if member is None:
+        "SELECT c.guild_id, g.owner_id, m.user_id, m.communication_disabled_until FROM channels c "
+        "LEFT JOIN guilds g ON g.id = c.guild_id LEFT JOIN members m ON m.guild_id = c.guild_id AND m.user_id = %s "
+        "WHERE c.id = %s", (user_id, channel_id))
+    channel = await cursor.fetchone()
+    if channel is None or channel[0] is None or channel[2] is None:
         raise Denied(404, "UNKNOWN_CHANNEL")
-    owner_id, until = member
+    guild_id, owner_id, _member, until = channel
     timed_out = until is not None and until > datetime.now(UTC)
-    await cursor.execute("SELECT id, permissions FROM roles WHERE guild_id = %s", (guild_id,))
-    roles = dict(await cursor.fetchall())
-    await cursor.execute("SELECT role_id FROM member_roles WHERE guild_id = %s AND user_id = %s", (guild_id, user_id))
-    role_ids = [r for (r,) in await cursor.fetchall()]
+    await cursor.execute(
+        "SELECT r.id, r.permissions, mr.role_id FROM roles r LEFT JOIN member_roles mr "
+        "ON mr.role_id = r.id AND mr.user_id = %s WHERE r.guild_id = %s", (user_id, guild_id))
+    role_rows = await cursor.fetchall()
+    roles = {role_id: permissions for role_id, permissions, _held in role_rows}
+    role_ids = [role_id for role_id, _permissions, held in role_rows if held is not None]
     await cursor.execute("SELECT target_id, type, allow, deny FROM permission_overwrites WHERE channel_id = %s",
                          (channel_id,))
     overwrites = [perms.Overwrite(*row) for row in await cursor.fetchall()]
@@ -215,6 +213,8 @@ async def send_message(request: Request) -> Response:
             raise Denied(403, "MISSING_PERMISSIONS")
         await cursor.execute(f"SELECT {USER_COLUMNS} FROM users WHERE id = %s", (user_id,))
         author = _user(await cursor.fetchone())
+        # The service locks the channel row before drawing the id, so messages commit in id order.
+        await cursor.execute("UPDATE channels SET id = id WHERE id = %s", (channel_id,))
         message_id = ids.next()
         nonce = None if payload.get("nonce") is None else str(payload["nonce"])
         row = (message_id, channel_id, guild_id, user_id, 0, content, 0, False, nonce, False,
@@ -224,8 +224,7 @@ async def send_message(request: Request) -> Response:
             "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [*row[:10], *(Json(v) for v in row[10:14]), *row[14:]])
         await cursor.execute("UPDATE channels SET last_message_id = %s WHERE id = %s", (message_id, channel_id))
-        reactions, attachments = await _extras(cursor, [message_id], user_id)
-        return _message(row, author, reactions.get(message_id, []), attachments.get(message_id, []))
+        return _message(row, author, [], [])  # a new message has no reactions or files to look up
 
     return await _run(request, work)
 
@@ -242,8 +241,8 @@ async def list_messages(request: Request) -> Response:
         user_id, _guild_id, allowed = await _access(cursor, request, channel_id)
         if not allowed & Permission.READ_MESSAGE_HISTORY:
             raise Denied(403, "MISSING_PERMISSIONS")
-        await cursor.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE channel_id = %s ORDER BY id DESC LIMIT %s",
-                             (channel_id, limit))
+        await cursor.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE channel_id BETWEEN %s AND %s "
+                             "ORDER BY channel_id DESC, id DESC LIMIT %s", (channel_id, channel_id, limit))
         rows = await cursor.fetchall()
         if not rows:
             return []

@@ -53,7 +53,9 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 OUT = ROOT / "var" / "bench"
 PASSWORD = "bench horse battery staple"
 CONTENT = "the quick brown fox jumps over the lazy dog, message number "
-HISTORY_QUERY = ("SELECT * FROM messages WHERE channel_id = %s ORDER BY id DESC LIMIT 50")
+# The service's statement for a channel's newest page (service/messages.py, _page).
+HISTORY_QUERY = ("SELECT * FROM messages WHERE channel_id BETWEEN %(channel)s AND %(channel)s "
+                 "ORDER BY channel_id DESC, id DESC LIMIT 50")
 
 # Targets from the brief.
 MIN_THROUGHPUT_RATIO = 0.5
@@ -254,12 +256,12 @@ def sql_read_times(url: str, channel_ids: dict[str, int], reads: int) -> dict:
     """Median time of the history SELECT alone, per channel, alternating; plus the plan."""
     times: dict[str, list[float]] = {name: [] for name in channel_ids}
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as connection:
-        plans = {name: " / ".join(row[0].strip() for row in connection.execute("EXPLAIN " + HISTORY_QUERY, (cid,)))
+        plans = {name: " / ".join(row[0].strip() for row in connection.execute("EXPLAIN " + HISTORY_QUERY, {"channel": cid}))
                  for name, cid in channel_ids.items()}
         for round_ in range(reads + 20):
             for name, channel_id in channel_ids.items():
                 started = time.perf_counter()
-                rows = connection.execute(HISTORY_QUERY, (channel_id,)).fetchall()
+                rows = connection.execute(HISTORY_QUERY, {"channel": channel_id}).fetchall()
                 elapsed = time.perf_counter() - started
                 assert len(rows) == 50
                 if round_ >= 20:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 
 from service import permissions as perms
 from service.auth import Identity
@@ -105,8 +105,7 @@ class GuildAccess:
                            permissions=perms.names(lacking))
 
     def channel_permissions(self, session, channel: Channel) -> int:
-        return self.permissions_under(session.scalars(
-            select(PermissionOverwrite).where(PermissionOverwrite.channel_id == channel.id)))
+        return self.permissions_under(session.scalars(_OVERWRITES, {"channel_id": channel.id}))
 
     def permissions_under(self, overwrites) -> int:
         """This member's permissions in a channel with these overwrite rows."""
@@ -136,11 +135,28 @@ class ChannelAccess:
             raise missing_permissions(*needed)
 
 
+# The statements on every channel read and send are built once: building one and deriving its
+# cache key costs more CPU than PostgreSQL spends answering it.
+_ROLES_HELD = (
+    select(Role, MemberRole.role_id)
+    .outerjoin(MemberRole, and_(MemberRole.role_id == Role.id, MemberRole.user_id == bindparam("user_id")))
+    .where(Role.guild_id == bindparam("guild_id")))
+_OVERWRITES = select(PermissionOverwrite).where(PermissionOverwrite.channel_id == bindparam("channel_id"))
+_CHANNEL_GUILD_MEMBER = (
+    select(Channel, Guild, Member).outerjoin(Guild, Guild.id == Channel.guild_id)
+    .outerjoin(Member, and_(Member.guild_id == Channel.guild_id, Member.user_id == bindparam("user_id")))
+    .where(Channel.id == bindparam("channel_id")))
+_RECIPIENTS = select(ChannelRecipient.user_id).where(ChannelRecipient.channel_id == bindparam("channel_id"))
+
+
 def load_member_access(session, guild: Guild, member: Member) -> GuildAccess:
-    roles = {r.id: r for r in session.scalars(select(Role).where(Role.guild_id == guild.id))}
-    role_ids = list(session.scalars(select(MemberRole.role_id).where(
-        MemberRole.guild_id == guild.id, MemberRole.user_id == member.user_id)))
-    return GuildAccess(guild, member, roles, role_ids)
+    # Every role of the guild, each flagged when the member holds it: one query, not two.
+    roles, held = {}, []
+    for role, held_role_id in session.execute(_ROLES_HELD, {"user_id": member.user_id, "guild_id": guild.id}):
+        roles[role.id] = role
+        if held_role_id is not None:
+            held.append(role.id)
+    return GuildAccess(guild, member, roles, held)
 
 
 def guild_access(session, identity: Identity, guild_id: str | int) -> GuildAccess:
@@ -158,19 +174,20 @@ def channel_access(session, identity: Identity, channel_id: str | int, *, allow_
     """The caller's access to a channel. DMs and group DMs answer only with ``allow_private``
     (their ``guild`` is None): callers that need a guild keep answering 404 for them."""
     cid = parse_snowflake(channel_id, "channel", "UNKNOWN_CHANNEL")
-    channel = session.get(Channel, cid)
-    if channel is None or (channel.guild_id is None and not allow_private):
+    # The channel, its guild and the caller's membership in one round trip: this runs on every
+    # message read and send.
+    row = session.execute(_CHANNEL_GUILD_MEMBER, {"channel_id": cid, "user_id": identity.user_id}).first()
+    if row is None or (row[0].guild_id is None and not allow_private):
         raise not_found("UNKNOWN_CHANNEL", "channel")
+    channel, guild, member = row
     if channel.guild_id is None:
-        recipients = tuple(session.scalars(select(ChannelRecipient.user_id)
-                                           .where(ChannelRecipient.channel_id == channel.id)))
+        recipients = tuple(session.scalars(_RECIPIENTS, {"channel_id": channel.id}))
         if identity.user_id not in recipients:
             raise not_found("UNKNOWN_CHANNEL", "channel")
         return ChannelAccess(None, channel, PRIVATE_CHANNEL_PERMISSIONS, recipients)
-    try:
-        access = guild_access(session, identity, channel.guild_id)
-    except APIError:
-        raise not_found("UNKNOWN_CHANNEL", "channel") from None
+    if member is None:
+        raise not_found("UNKNOWN_CHANNEL", "channel")
+    access = load_member_access(session, guild, member)
     channel_permissions = access.channel_permissions(session, channel)
     if not channel_permissions & Permission.VIEW_CHANNEL:
         raise APIError(403, "MISSING_ACCESS", "Missing access")

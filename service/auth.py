@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from starlette.concurrency import run_in_threadpool
 
 from service.crypto import SESSION_TOKEN_PREFIX, sha256_hex
@@ -61,39 +61,42 @@ async def bot_token_info(apikey: str, request) -> dict | None:
     return await run_in_threadpool(_resolve, runtime, "bot", token, request.scope["path"])
 
 
+# What the standing check reads of a user; the lookups fetch these columns, no whole rows. Both
+# statements are built once: they run before every authenticated request.
+_STANDING = (User.id.label("user_id"), User.pending_manual_verification, User.suspicious_activity_flags,
+             User.email_verified)
+_SESSION_BY_TOKEN = (
+    select(AuthSession.id.label("session_id"), AuthSession.last_used_at, *_STANDING)
+    .join(User, User.id == AuthSession.user_id).where(AuthSession.token_hash == bindparam("token_hash")))
+_BOT_BY_TOKEN = (
+    select(*_STANDING).join(Application, Application.bot_user_id == User.id)
+    .where(Application.bot_token_hash == bindparam("token_hash")))
+
+
 def _resolve(runtime, kind: str, token: str, path: str) -> dict | None:
-    session = runtime.db.session
-    try:
-        token_hash = sha256_hex(token)
+    # A bare connection, not an ORM session: this runs before every authenticated request.
+    token_hash = sha256_hex(token)
+    with runtime.db.engine.connect() as connection:
         if kind == "session":
-            row = session.execute(
-                select(AuthSession, User).join(User, User.id == AuthSession.user_id)
-                .where(AuthSession.token_hash == token_hash)
-            ).first()
+            row = connection.execute(_SESSION_BY_TOKEN, {"token_hash": token_hash}).first()
             if row is None:
                 return None
-            auth_session, user = row
             now = utcnow()
-            if now - auth_session.last_used_at > LAST_USED_RESOLUTION:
-                auth_session.last_used_at = now
-                session.commit()
-            identity = Identity(user.id, "session", auth_session.id)
+            if now - row.last_used_at > LAST_USED_RESOLUTION:
+                connection.execute(update(AuthSession).where(AuthSession.id == row.session_id)
+                                   .values(last_used_at=now))
+                connection.commit()
+            identity = Identity(row.user_id, "session", row.session_id)
         else:
-            row = session.execute(
-                select(User).join(Application, Application.bot_user_id == User.id)
-                .where(Application.bot_token_hash == token_hash)
-            ).first()
+            row = connection.execute(_BOT_BY_TOKEN, {"token_hash": token_hash}).first()
             if row is None:
                 return None
-            user = row[0]
-            identity = Identity(user.id, "bot")
-        check_account_standing(user, path)
-        return identity.token_info()
-    finally:
-        runtime.db.remove()
+            identity = Identity(row.user_id, "bot")
+    check_account_standing(row, path)
+    return identity.token_info()
 
 
-def check_account_standing(user: User, path: str) -> None:
+def check_account_standing(user, path: str) -> None:
     """Accounts under review or with required actions may only use /auth."""
     if path.startswith(UNRESTRICTED_PREFIXES):
         return

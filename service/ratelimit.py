@@ -4,7 +4,9 @@ The limiter is ASGI middleware outside Connexion, so requests that Connexion rej
 (validation 400s, 401s, 404s, 405s) count as well, and every response carries the headers.
 Buckets are declared on the operations in the spec (``x-fluxer-ratelimit``), so the
 documentation and the enforcement cannot drift apart. Counters (``limits``, fixed windows)
-live in memory for one process and in Redis (``REDIS_URL``) when several processes share them.
+live in memory for one process and in Redis (``REDIS_URL``) when several processes share them;
+either way one request costs one counter operation (in Redis, one script call), since it runs
+before every request.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
 from limits import RateLimitItem, parse
-from limits.aio.strategies import FixedWindowRateLimiter
-from limits.storage import storage_from_string
 
 from service.errors import APIError
 from service.middleware import send_error
@@ -79,6 +81,72 @@ class Verdict:
                         retry_after=round(wait, 3), **{"global": self.bucket == GLOBAL_BUCKET})
 
 
+# Charges each (key, limit, window) in turn and stops at the first one over its limit. A key's
+# window starts with its first hit (a fixed window per key). Returns count and ms to reset per
+# key charged.
+_CHARGE_SCRIPT = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('PEXPIRE', key, ARGV[2 * i]) end
+  out[#out + 1] = count
+  out[#out + 1] = redis.call('PTTL', key)
+  if count > tonumber(ARGV[2 * i - 1]) then break end
+end
+return out
+"""
+
+Charge = tuple[str, RateLimitItem]  # (key, limit)
+
+
+class MemoryCounters:
+    """Counters for one process: the same windows as the Redis script, in a dict."""
+
+    SWEEP_EVERY = 10_000  # charges between sweeps of expired windows, so memory stays bounded
+
+    def __init__(self):
+        self._windows: dict[str, list[float]] = {}  # key -> [count, expires_at]
+        self._lock = threading.Lock()
+        self._charges = 0
+
+    async def charge(self, charges: list[Charge]) -> list[tuple[int, float]]:
+        now = time.time()
+        out = []
+        with self._lock:
+            self._charges += 1
+            if self._charges % self.SWEEP_EVERY == 0:
+                self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
+            for key, limit in charges:
+                window = self._windows.get(key)
+                if window is None or window[1] <= now:
+                    window = self._windows[key] = [0, now + limit.get_expiry()]
+                window[0] += 1
+                out.append((int(window[0]), window[1]))
+                if window[0] > limit.amount:
+                    break
+        return out
+
+
+class RedisCounters:
+    """Counters shared by every process through Redis: one script call per request."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._script, self._loop = None, None
+
+    async def charge(self, charges: list[Charge]) -> list[tuple[int, float]]:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # Redis connections belong to the event loop that opened them
+            client = aioredis.Redis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1)
+            self._script, self._loop = client.register_script(_CHARGE_SCRIPT), loop
+        args = []
+        for _key, limit in charges:
+            args += [limit.amount, limit.get_expiry() * 1000]
+        reply = await self._script(keys=[key for key, _limit in charges], args=args)
+        now = time.time()
+        return [(int(reply[i]), now + max(int(reply[i + 1]), 0) / 1000) for i in range(0, len(reply), 2)]
+
+
 class RateLimitMiddleware:
     def __init__(self, app, *, settings, document: dict):
         self.app = app
@@ -86,18 +154,7 @@ class RateLimitMiddleware:
         factor = DEVELOPMENT_FACTOR if settings.env == "development" else 1
         self.global_limit = _scaled(GLOBAL_LIMIT, factor)
         self.buckets = route_buckets(document, factor)
-        self._limiter = None if settings.redis_url else FixedWindowRateLimiter(storage_from_string("async+memory://"))
-        self._limiter_loop = None
-
-    @property
-    def limiter(self) -> FixedWindowRateLimiter:
-        """Redis connections belong to the event loop that opened them: one limiter per loop."""
-        if self.settings.redis_url:
-            loop = asyncio.get_running_loop()
-            if self._limiter_loop is not loop:
-                storage = storage_from_string(f"async+{self.settings.redis_url}", implementation="redispy")
-                self._limiter, self._limiter_loop = FixedWindowRateLimiter(storage), loop
-        return self._limiter
+        self.counters = RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
 
     def _exempt(self, headers: dict[bytes, bytes]) -> bool:
         if self.settings.env != "test":
@@ -105,19 +162,15 @@ class RateLimitMiddleware:
         return headers.get(TEST_OPT_IN_HEADER.lower().encode(), b"").decode("latin-1").lower() != "true"
 
     async def check(self, client: str, operation_id: str | None) -> Verdict:
-        """Charges the global budget, then the route's bucket; the first one breached answers."""
+        """Charges the global budget, then the route's bucket; the first one breached answers,
+        else the narrowest budget (the route's) is the one the headers show."""
         checks = [(GLOBAL_BUCKET, self.global_limit)]
         if operation_id in self.buckets:
             checks.append(self.buckets[operation_id])
-        for bucket, limit in checks:
-            if not await self.limiter.hit(limit, NAMESPACE, bucket, client):
-                return await self._verdict(bucket, limit, client, breached=True)
-        bucket, limit = checks[-1]  # the narrowest budget is the one worth showing
-        return await self._verdict(bucket, limit, client, breached=False)
-
-    async def _verdict(self, bucket: str, limit: RateLimitItem, client: str, *, breached: bool) -> Verdict:
-        stats = await self.limiter.get_window_stats(limit, NAMESPACE, bucket, client)
-        return Verdict(bucket, limit, stats.remaining, stats.reset_time, breached)
+        keys = [(f"{NAMESPACE}:{bucket}:{limit.amount}/{limit.get_expiry()}:{client}", limit) for bucket, limit in checks]
+        charged = await self.counters.charge(keys)
+        (bucket, limit), (count, reset_at) = checks[len(charged) - 1], charged[-1]
+        return Verdict(bucket, limit, max(0, limit.amount - count), reset_at, breached=count > limit.amount)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
