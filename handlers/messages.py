@@ -1,8 +1,12 @@
 """Handlers for openapi/messages.yaml."""
 
+import flask
+
 from service import messages
+from service.attachments import Upload
 from service.auth import Identity
 from service.runtime import audit_reason, current
+from service.validation import decode_json
 
 
 def list_messages(channel_id, token_info, limit=50, before=None, after=None, around=None):
@@ -11,9 +15,20 @@ def list_messages(channel_id, token_info, limit=50, before=None, after=None, aro
                                   around=around), 200
 
 
-def send_message(channel_id, body, token_info):
+def send_message(channel_id, token_info):
+    # The body is read here rather than taken as a `body` argument: Connexion would coerce the form's
+    # payload_json against its schema and fails on fields that are a oneOf. The validator has already
+    # checked either form against MessageCreate.
     rt = current()
-    return messages.send(rt, rt.db.session, Identity.from_token_info(token_info), channel_id, body), 200
+    uploads = ()
+    if flask.request.mimetype == "multipart/form-data":
+        # payload_json is the JSON form's body; the files ride beside it.
+        payload = flask.request.form.get("payload_json")
+        body = decode_json(payload.encode(), None, "payload_json") if payload else {}
+        uploads = [Upload(field, file.filename or "", file.stream) for field, file in flask.request.files.items(multi=True)]
+    else:
+        body = flask.request.get_json()
+    return messages.send(rt, rt.db.session, Identity.from_token_info(token_info), channel_id, body, uploads), 200
 
 
 def get_message(channel_id, message_id, token_info):
@@ -40,3 +55,7 @@ def bulk_delete_messages(channel_id, body, token_info):
 def indicate_typing(channel_id, token_info):
     messages.typing(current().db.session, Identity.from_token_info(token_info), channel_id)
     return None, 204
+
+
+def get_channel_slowmode_state(channel_id, token_info):
+    return messages.slowmode_state(current().db.session, Identity.from_token_info(token_info), channel_id), 200

@@ -17,7 +17,7 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from sqlalchemy import insert
 
-from service import errors, events, logs, spec
+from service import attachments, errors, events, logs, spec, storage
 from service.auth import SCOPE_KEY
 from service.config import Settings, load_settings
 from service.crypto import PasswordHashing
@@ -30,7 +30,7 @@ from service.routes import MethodGuard, RouteResolver, RouteTable
 from service.runtime import EXTENSION_KEY, Runtime
 from service.snowflake import MAX_NODE, SnowflakeGenerator
 from service.storage import LocalStorage
-from service.validation import VALIDATORS
+from service.validation import MAX_FORM_FIELD_BYTES, MAX_FORM_PARTS, VALIDATORS
 
 EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
                    "X-RateLimit-Reset", "X-RateLimit-Reset-After", "X-RateLimit-Bucket"]
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> EdgeMiddleware:
         events=bus,
         storage=LocalStorage(settings.storage_dir),
     )
+    storage.attach(db.session.session_factory, runtime.storage)
 
     app = FlaskApp(__name__, validator_map=VALIDATORS, jsonifier=Jsonifier(json, separators=(",", ":")))
     app.add_api(
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None) -> EdgeMiddleware:
 
     flask_app = app.app
     flask_app.extensions[EXTENSION_KEY] = runtime
+    # Flask parses a multipart body again after the validator: both hold it to the same bounds.
+    flask_app.config.update(MAX_FORM_MEMORY_SIZE=MAX_FORM_FIELD_BYTES, MAX_FORM_PARTS=MAX_FORM_PARTS)
 
     @flask_app.get(f"{API_PREFIX}/openapi.json")
     def openapi_json():
@@ -99,7 +102,8 @@ def create_app(settings: Settings | None = None) -> EdgeMiddleware:
                        settings=settings, document=document)
     app.add_middleware(MethodGuard, position=MiddlewarePosition.BEFORE_EXCEPTION)
     server = EdgeMiddleware(app, max_body_bytes=settings.max_body_bytes,
-                            expose_traces=settings.env == "development")
+                            expose_traces=settings.env == "development", upload_path=attachments.UPLOAD_PATH,
+                            max_upload_bytes=attachments.upload_body_limit(settings))
     server.connexion = app
     server.runtime = runtime
     return server

@@ -3,8 +3,10 @@
 A ban removes the membership and is checked by every way in (``members.add``), so a banned
 user cannot come back through any invite, the vanity code included. A temporary ban that
 has run out no longer counts anywhere: it is left out of the list and does not block.
-Messages do not exist yet, so ``delete_message_days``/``delete_message_seconds`` are
-accepted and nothing is deleted.
+``delete_message_seconds`` (or the older ``delete_message_days``) also deletes what the user
+wrote anywhere in the guild within that window, up to 7 days. That happens once the ban has
+committed, in batches (``message_bulk.delete_recent_in_guild``): the ban is in force at once
+and is never rolled back by the clean-up.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from service import audit, events, members, serializers
+from service import audit, events, members, message_bulk, serializers
 from service.access import guild_access
 from service.audit import Action
 from service.auth import Identity
@@ -24,6 +26,7 @@ from service.permissions import Permission
 from service.users import cursor, parse_snowflake
 
 MAX_LIST_LIMIT = 1000
+SECONDS_PER_DAY = 86_400
 
 
 def list_bans(session, identity: Identity, guild_id: str, *, limit: int, before: str | None,
@@ -87,6 +90,16 @@ def ban(rt, session, identity: Identity, guild_id: str, user_id: str, body: dict
     if not was_active:
         events.publish(session, "GUILD_BAN_ADD", _event_payload(access.guild.id, target), guild_id=access.guild.id)
     session.commit()
+    window = _message_deletion_seconds(body)
+    if window:
+        message_bulk.delete_recent_in_guild(session, access.guild.id, target.id, window)
+
+
+def _message_deletion_seconds(body: dict) -> int:
+    """How far back the banned user's messages go: seconds win over the older days field."""
+    if body.get("delete_message_seconds") is not None:
+        return body["delete_message_seconds"]
+    return (body.get("delete_message_days") or 0) * SECONDS_PER_DAY
 
 
 def unban(rt, session, identity: Identity, guild_id: str, user_id: str, reason: str | None) -> None:

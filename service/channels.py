@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import delete, func, select, update
 
-from service import audit, events, serializers
+from service import attachments, audit, events, serializers, storage
 from service.access import ChannelAccess, GuildAccess, channel_access, guild_access
 from service.audit import Action
 from service.auth import Identity
 from service.db import lock_row
 from service.errors import APIError, field_error, limit_reached, not_found
-from service.models import Channel, Guild, Member, PermissionOverwrite
+from service.models import Channel, Guild, Member, Message, PermissionOverwrite
 from service.permissions import MEMBER_OVERWRITE, ROLE_OVERWRITE, Permission
 from service.roles import parse_permissions
 from service.users import parse_snowflake
@@ -35,8 +35,30 @@ def overwrites_of(session, channel_id: int) -> list[PermissionOverwrite]:
                                 .order_by(PermissionOverwrite.type, PermissionOverwrite.target_id)))
 
 
+def last_pin_timestamps(session, channel_ids) -> dict[int, str]:
+    """When each channel's newest standing pin was made (channels without pins are left out); the
+    partial index of pins (ix_messages_channel_pinned) answers it without reading other messages."""
+    channel_ids = list(channel_ids)
+    if not channel_ids:
+        return {}
+    rows = session.execute(select(Message.channel_id, func.max(Message.pinned_at))
+                           .where(Message.channel_id.in_(channel_ids), Message.pinned_at.is_not(None))
+                           .group_by(Message.channel_id))
+    return {channel_id: serializers.iso(moment) for channel_id, moment in rows}
+
+
+def publish_pins_update(session, channel_id: int, guild_id: int | None) -> None:
+    """CHANNEL_PINS_UPDATE after a pin, an unpin, or the deletion of a pinned message (flushed first)."""
+    events.publish(session, "CHANNEL_PINS_UPDATE",
+                   {"channel_id": str(channel_id), "guild_id": serializers.iso_id(guild_id),
+                    "last_pin_timestamp": last_pin_timestamps(session, [channel_id]).get(channel_id)},
+                   guild_id=guild_id, channel_id=channel_id)
+
+
 def dump(session, channel: Channel) -> dict:
-    return serializers.serialize_channel(channel, overwrites_of(session, channel.id))
+    data = serializers.serialize_channel(channel, overwrites_of(session, channel.id))
+    data["last_pin_timestamp"] = last_pin_timestamps(session, [channel.id]).get(channel.id)
+    return data
 
 
 def _publish(session, name: str, data: dict, channel: Channel) -> None:
@@ -107,8 +129,9 @@ def visible(session, access: GuildAccess) -> list[dict]:
         for row in session.scalars(select(PermissionOverwrite).where(PermissionOverwrite.channel_id.in_(overwrites))
                                    .order_by(PermissionOverwrite.type, PermissionOverwrite.target_id)):
             overwrites[row.channel_id].append(row)
-    return [serializers.serialize_channel(c, overwrites[c.id]) for c in channels
-            if access.permissions_under(overwrites[c.id]) & Permission.VIEW_CHANNEL]
+    shown = [c for c in channels if access.permissions_under(overwrites[c.id]) & Permission.VIEW_CHANNEL]
+    pins = last_pin_timestamps(session, [c.id for c in shown])
+    return [{**serializers.serialize_channel(c, overwrites[c.id]), "last_pin_timestamp": pins.get(c.id)} for c in shown]
 
 
 def create(rt, session, identity: Identity, guild_id: str, body: dict, reason: str | None) -> dict:
@@ -152,7 +175,12 @@ def create(rt, session, identity: Identity, guild_id: str, body: dict, reason: s
 
 
 def get(session, identity: Identity, channel_id: str) -> dict:
-    return dump(session, channel_access(session, identity, channel_id).channel)
+    access = channel_access(session, identity, channel_id, allow_private=True)
+    if access.is_private:  # a DM or group DM the caller is in
+        from service import dms  # imported here: dms builds on this module
+
+        return dms.dump(session, access.channel, identity.user_id)
+    return dump(session, access.channel)
 
 
 def update_channel(rt, session, identity: Identity, channel_id: str, body: dict, reason: str | None) -> dict:
@@ -232,7 +260,8 @@ def delete_channel(rt, session, identity: Identity, channel_id: str, reason: str
     audit.record(rt, session, guild.id, access.guild.user_id, Action.CHANNEL_DELETE, channel.id, reason=reason,
                  changes=audit.diff({k: v for k, v in data.items() if k != "permission_overwrites"}, {}))
     _publish(session, "CHANNEL_DELETE", data, channel)
-    session.delete(channel)
+    storage.delete_after_commit(session, *attachments.storage_keys_of(session, Message.channel_id == channel.id))
+    session.delete(channel)  # its messages and their attachments go with it (ON DELETE CASCADE)
     session.commit()
 
 

@@ -35,8 +35,10 @@ class Settings:
     public_url: str = "http://127.0.0.1:8080"
     gateway_url: str = "ws://127.0.0.1:8080/gateway"
     media_url: str = "http://127.0.0.1:8080/media"
-    storage_dir: Path = PROJECT_ROOT / "var" / "media"  # uploaded files (emojis, stickers, icons)
+    storage_dir: Path = PROJECT_ROOT / "var" / "media"  # uploaded files (emojis, stickers, icons, attachments)
     max_body_bytes: int = 1024 * 1024
+    max_attachment_bytes: int = 25 * 1024 * 1024  # one file sent with a message
+    max_attachments_total_bytes: int = 50 * 1024 * 1024  # all files of one message together
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_user: str | None = None
@@ -111,6 +113,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         media_url=pick("MEDIA_URL", "media_url", default=defaults.media_url),
         storage_dir=Path(pick("STORAGE_DIR", "storage_dir", default=defaults.storage_dir)),
         max_body_bytes=int(pick("MAX_BODY_BYTES", "max_body_bytes", default=defaults.max_body_bytes)),
+        max_attachment_bytes=int(pick("MAX_ATTACHMENT_BYTES", "max_attachment_bytes",
+                                      default=defaults.max_attachment_bytes)),
+        max_attachments_total_bytes=int(pick("MAX_ATTACHMENTS_TOTAL_BYTES", "max_attachments_total_bytes",
+                                             default=defaults.max_attachments_total_bytes)),
         smtp_host=pick("SMTP_HOST", "smtp_host") or None,
         smtp_port=int(pick("SMTP_PORT", "smtp_port", default=defaults.smtp_port)),
         smtp_user=pick("SMTP_USER", "smtp_user") or None,

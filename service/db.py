@@ -36,6 +36,9 @@ def make_engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the one writer
+            # With WAL, NORMAL cannot corrupt the file; a power cut may lose the last commits, an app
+            # crash loses none. FULL's fsync per commit, under the single write lock, halved send throughput.
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 

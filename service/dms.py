@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 from service import events, relationships, serializers
 from service.access import DM, GROUP_DM, PRIVATE_CHANNEL_TYPES, channel_access
 from service.auth import Identity
+from service.channels import last_pin_timestamps
 from service.db import lock_row
 from service.errors import APIError, field_error, limit_reached, not_found
 from service.models import Channel, ChannelRecipient, Member, Relationship, User
@@ -43,8 +44,10 @@ def _people(session, channel_ids: list[int]) -> dict[int, list[User]]:
     return people
 
 
-def _dump(session, channel: Channel, viewer_id: int) -> dict:
-    return serializers.serialize_private_channel(channel, _people(session, [channel.id]).get(channel.id, []), viewer_id)
+def dump(session, channel: Channel, viewer_id: int) -> dict:
+    data = serializers.serialize_private_channel(channel, _people(session, [channel.id]).get(channel.id, []), viewer_id)
+    data["last_pin_timestamp"] = last_pin_timestamps(session, [channel.id]).get(channel.id)
+    return data
 
 
 def list_private(session, identity: Identity) -> list[dict]:
@@ -55,7 +58,9 @@ def list_private(session, identity: Identity) -> list[dict]:
                Channel.type.in_(PRIVATE_CHANNEL_TYPES))
         .order_by(func.coalesce(Channel.last_message_id, Channel.id).desc())))
     people = _people(session, [c.id for c in channels])
-    return [serializers.serialize_private_channel(c, people.get(c.id, []), identity.user_id) for c in channels]
+    pins = last_pin_timestamps(session, [c.id for c in channels])
+    return [{**serializers.serialize_private_channel(c, people.get(c.id, []), identity.user_id),
+             "last_pin_timestamp": pins.get(c.id)} for c in channels]
 
 
 def find_dm(session, a: int, b: int) -> Channel | None:
@@ -125,7 +130,7 @@ def _open_dm(rt, session, caller: User, recipient_id) -> dict:
         if caller.bot and not _shares_guild(session, caller.id, target.id):
             raise cannot_message()  # bots write only to people they share a guild with
         channel = _new_channel(rt, session, DM, None, [caller, target])
-    data = _dump(session, channel, caller.id)
+    data = dump(session, channel, caller.id)
     session.commit()
     return data
 
@@ -151,7 +156,7 @@ def _create_group(rt, session, caller: User, recipients: list) -> dict:
     if any(count >= MAX_GROUP_DMS for count in counts.values()):
         raise limit_reached("MAX_GROUP_DMS", "group DMs", MAX_GROUP_DMS)
     channel = _new_channel(rt, session, GROUP_DM, caller.id, [caller, *(users[i] for i in ids)])
-    data = _dump(session, channel, caller.id)
+    data = dump(session, channel, caller.id)
     session.commit()
     return data
 
@@ -196,7 +201,7 @@ def add_recipient(session, identity: Identity, channel_id: str, user_id: str) ->
     session.flush()
     events.publish(session, "CHANNEL_RECIPIENT_ADD",
                    {"channel_id": str(channel.id), "user": serializers.user_public.dump(target)}, user_ids=current)
-    events.publish(session, "CHANNEL_CREATE", _dump(session, channel, target.id), user_ids=(target.id,))
+    events.publish(session, "CHANNEL_CREATE", dump(session, channel, target.id), user_ids=(target.id,))
     session.commit()
 
 
@@ -213,7 +218,7 @@ def remove_recipient(session, identity: Identity, channel_id: str, user_id: str)
     if target_id not in current:
         raise not_found("UNKNOWN_USER", "user")
     target = session.get(User, target_id)
-    before = _dump(session, channel, target_id)  # the removed user's last view of it
+    before = dump(session, channel, target_id)  # the removed user's last view of it
     session.execute(ChannelRecipient.__table__.delete().where(ChannelRecipient.channel_id == channel.id,
                                                               ChannelRecipient.user_id == target_id))
     remaining = [i for i in current if i != target_id]
@@ -228,8 +233,10 @@ def remove_recipient(session, identity: Identity, channel_id: str, user_id: str)
         channel.owner_id = remaining[0]
         session.flush()
         people = _people(session, [channel.id]).get(channel.id, [])
+        pinned = last_pin_timestamps(session, [channel.id]).get(channel.id)
         for person_id in remaining:
-            events.publish(session, "CHANNEL_UPDATE", serializers.serialize_private_channel(channel, people, person_id),
-                           user_ids=(person_id,))
+            events.publish(session, "CHANNEL_UPDATE",
+                           {**serializers.serialize_private_channel(channel, people, person_id),
+                            "last_pin_timestamp": pinned}, user_ids=(person_id,))
     session.commit()
 

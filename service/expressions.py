@@ -29,7 +29,7 @@ from service.errors import APIError, field_error, limit_reached, not_found
 from service.images import DecodedImage
 from service.models import Emoji, Guild, Member, Sticker, User
 from service.permissions import Permission
-from service.storage import Storage, delete_quietly
+from service.storage import Storage, delete_after_commit, delete_quietly
 from service.users import parse_snowflake
 
 MAX_EMOJIS = 50  # static emojis per guild
@@ -307,8 +307,8 @@ def delete_emoji(rt, session, identity: Identity, guild_id: str, emoji_id: str, 
                  changes=audit.diff({"name": emoji.name}, {}))
     session.delete(emoji)
     _publish_emojis(session, access.guild.id)
+    delete_after_commit(session, emoji_key(emoji.id))
     session.commit()
-    delete_quietly(rt.storage, emoji_key(emoji.id))
 
 
 # --- Stickers -----------------------------------------------------------------------------
@@ -460,5 +460,5 @@ def delete_sticker(rt, session, identity: Identity, guild_id: str, sticker_id: s
                  changes=audit.diff(_sticker_fields(sticker), {}))
     session.delete(sticker)
     _publish_stickers(session, access.guild.id)
+    delete_after_commit(session, sticker_key(sticker.id))
     session.commit()
-    delete_quietly(rt.storage, sticker_key(sticker.id))

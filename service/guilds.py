@@ -7,12 +7,12 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from service import accounts, audit, channels, events, expressions, images, members, roles, serializers, storage
+from service import accounts, attachments, audit, channels, events, expressions, images, members, roles, serializers, storage
 from service.access import GuildAccess, guild_access
 from service.audit import Action
 from service.auth import Identity
 from service.errors import APIError, field_error, not_found
-from service.models import Channel, Guild, Invite, Member, Role, User
+from service.models import Channel, Guild, Invite, Member, Message, Role, User
 from service.permissions import DEFAULT_EVERYONE, Permission
 from service.users import cursor, me, parse_snowflake
 
@@ -147,8 +147,8 @@ def update(rt, session, identity: Identity, guild_id: str, body: dict, reason: s
         audit.record(rt, session, guild.id, access.user_id, Action.GUILD_UPDATE, guild.id, reason=reason,
                      changes=changes)
         events.publish(session, "GUILD_UPDATE", after, guild_id=guild.id)
+    storage.delete_after_commit(session, *replaced)  # the old files, once nothing points at them
     session.commit()
-    storage.delete_quietly(rt.storage, *replaced)  # the old files, once nothing points at them
     return dump(guild, permissions=access.permissions)
 
 
@@ -159,13 +159,14 @@ def delete(rt, session, identity: Identity, guild_id: str, body: dict) -> None:
     accounts.verify_sudo(rt, session, me(session, identity), body)
     guild = access.guild
     member_ids = list(session.scalars(select(Member.user_id).where(Member.guild_id == guild.id)))
-    files = expressions.storage_keys_of(session, guild.id) + [
-        images.guild_image_key(guild.id, kind, getattr(guild, kind))
-        for kind in images.GUILD_IMAGE_LIMITS if getattr(guild, kind)]
+    storage.delete_after_commit(
+        session, *expressions.storage_keys_of(session, guild.id),
+        *attachments.storage_keys_of(session, Message.guild_id == guild.id),
+        *(images.guild_image_key(guild.id, kind, getattr(guild, kind))
+          for kind in images.GUILD_IMAGE_LIMITS if getattr(guild, kind)))
     events.publish(session, "GUILD_DELETE", {"id": str(guild.id)}, guild_id=guild.id, user_ids=member_ids)
     session.delete(guild)
     session.commit()
-    storage.delete_quietly(rt.storage, *files)  # only once the rows are gone for good
 
 
 def transfer_ownership(rt, session, identity: Identity, guild_id: str, body: dict) -> dict:

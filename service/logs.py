@@ -35,3 +35,5 @@ def configure(level: str = "INFO") -> None:
     root.setLevel(level)
     for noisy in ("uvicorn.access",):  # our access log replaces it
         logging.getLogger(noisy).disabled = True
+    # Connexion warns on every request to an operation with two body media types (send_message: JSON and multipart).
+    logging.getLogger("connexion.operations.openapi3").setLevel(logging.ERROR)

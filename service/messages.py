@@ -8,20 +8,26 @@ kind, never one per message.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import bindparam, case, delete, func, select
 
-from service import audit, events, relationships, serializers
+from service import audit, events, mentions, relationships, serializers
 from service.access import DM, GROUP_DM, ChannelAccess, channel_access
+from service.attachments import Upload, attachment_json, storage_key, storage_keys_of, store_files
 from service.audit import Action
 from service.auth import Identity
-from service.channels import TEXT
+from service.channels import TEXT, publish_pins_update
+from service.db import id_in, lock_row
 from service.errors import APIError, field_error, not_found
 from service.models import Attachment, Channel, Member, Message, Reaction, Role, Sticker, User, utcnow
 from service.permissions import Permission
 from service.snowflake import snowflake_from_time, snowflake_time
+from service.storage import PendingFiles, delete_after_commit
 from service.users import cursor, me, parse_snowflake
 
 MAX_CONTENT = 2000
@@ -77,6 +83,8 @@ def dump_many(session, messages: list[Message], viewer_id: int, *, fresh: bool =
               known_users: dict[int, User] | None = None) -> list[dict]:
     """Wire form of a page of messages, with every related row loaded in batches.
 
+    ``messages`` are ``Message`` objects or plain rows of the messages table: only their columns are read.
+
     ``fresh`` messages were created in this transaction, so they have no reactions or
     attachments to look up; ``known_users`` are rows the caller already holds.
     """
@@ -84,24 +92,24 @@ def dump_many(session, messages: list[Message], viewer_id: int, *, fresh: bool =
         return []
     ids = [m.id for m in messages]
     referenced_ids = {m.referenced_message_id for m in messages if m.referenced_message_id}
-    referenced = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(referenced_ids)))} \
-        if referenced_ids else {}
+    referenced = {m.id: m for m in session.execute(
+        select(*Message.__table__.c).where(id_in(session, Message.id, referenced_ids)))} if referenced_ids else {}
     people = {m.author_id for m in [*messages, *referenced.values()]}
     for m in [*messages, *referenced.values()]:
         people.update(int(u) for u in m.mentions)
     users = dict(known_users or {})
     if people - users.keys():
-        users.update((u.id, u) for u in session.scalars(select(User).where(User.id.in_(people - users.keys()))))
+        users.update((u.id, u) for u in session.scalars(select(User).where(id_in(session, User.id, people - users.keys()))))
     reactions: dict[int, dict[str, list]] = {}
     attachments: dict[int, list[Attachment]] = {}
     if not fresh:
         rows = session.execute(
             select(Reaction.message_id, Reaction.emoji_key, func.count(),
                    func.max(case((Reaction.user_id == viewer_id, 1), else_=0)), func.min(Reaction.created_at))
-            .where(Reaction.message_id.in_(ids)).group_by(Reaction.message_id, Reaction.emoji_key))
+            .where(id_in(session, Reaction.message_id, ids)).group_by(Reaction.message_id, Reaction.emoji_key))
         for message_id, emoji_key, count, mine, first in rows:
             reactions.setdefault(message_id, {})[emoji_key] = [count, bool(mine), first]
-        for attachment in session.scalars(select(Attachment).where(Attachment.message_id.in_(ids))
+        for attachment in session.scalars(select(Attachment).where(id_in(session, Attachment.message_id, ids))
                                           .order_by(Attachment.id)):
             attachments.setdefault(attachment.message_id, []).append(attachment)
     public: dict[int, dict] = {}  # each person serialized once per page, however often they appear
@@ -115,7 +123,7 @@ def dump_many(session, messages: list[Message], viewer_id: int, *, fresh: bool =
         data = _wire(message)
         data["author"] = person(message.author_id)
         data["mentions"] = [person(int(u)) for u in message.mentions if int(u) in users]
-        data["attachments"] = [serializers.dump_attachment(a) for a in attachments.get(message.id, [])]
+        data["attachments"] = [attachment_json(a, message.channel_id) for a in attachments.get(message.id, [])]
         ordered = sorted(reactions.get(message.id, {}).items(), key=lambda item: item[1][2])
         data["reactions"] = [{"emoji": serializers.emoji_of_key(key), "count": count, "me": mine}
                              for key, (count, mine, _first) in ordered]
@@ -134,25 +142,56 @@ def dump(session, message: Message, viewer_id: int) -> dict:
     return dump_many(session, [message], viewer_id)[0]
 
 
+_PAGE_BOUNDS = {
+    None: None,
+    "before": Message.id < bindparam("cursor"),
+    "after": Message.id > bindparam("cursor"),
+    "from": Message.id >= bindparam("cursor"),
+}
+
+
+@functools.cache
+def _page(bound: str | None, newest_first: bool):
+    """The statement for one page of a channel's messages, as plain rows, built once per shape.
+
+    The channel is matched as a range (``BETWEEN id AND id``), not with ``=``, and the order
+    names it too: then only the (channel_id, id) index yields rows in that order. With ``=``,
+    PostgreSQL may walk the primary key backwards instead, skipping every newer message of other
+    channels: cheap in its estimate for a channel holding much of the table, ruinous when that
+    channel is quiet and others are busy.
+    """
+    channel = bindparam("channel_id")
+    query = select(*Message.__table__.c).where(Message.channel_id.between(channel, channel))
+    if _PAGE_BOUNDS[bound] is not None:
+        query = query.where(_PAGE_BOUNDS[bound])
+    order = (Message.channel_id.desc(), Message.id.desc()) if newest_first else (Message.channel_id, Message.id)
+    return query.order_by(*order).limit(bindparam("limit"))
+
+
+def _read_page(session, channel_id: int, bound: str | None, cursor_id: int | None, *, newest_first: bool,
+               limit: int) -> list:
+    return session.execute(_page(bound, newest_first),
+                           {"channel_id": channel_id, "cursor": cursor_id, "limit": limit}).all()
+
+
 def list_messages(session, identity: Identity, channel_id: str, *, limit: int, before: str | None,
                   after: str | None, around: str | None) -> list[dict]:
     if sum(value is not None for value in (before, after, around)) > 1:
         raise field_error("before", "INVALID_QUERY", "Send at most one of before, after and around")
     access = _readable(session, identity, channel_id)
-    base = select(Message).where(Message.channel_id == access.channel.id)
+    channel = access.channel.id
     if around is not None:  # the message itself and those on either side, newest first
         pivot = cursor(around)
-        newer = list(session.scalars(base.where(Message.id >= pivot).order_by(Message.id).limit(limit - limit // 2)))
-        older = list(session.scalars(base.where(Message.id < pivot).order_by(Message.id.desc())
-                                     .limit(limit - len(newer))))
-        rows = sorted(newer + older, key=lambda m: m.id, reverse=True)
+        newer = _read_page(session, channel, "from", pivot, newest_first=False, limit=limit - limit // 2)
+        older = _read_page(session, channel, "before", pivot, newest_first=True, limit=limit - len(newer))
+        rows = newer[::-1] + older
     elif after is not None:
-        rows = list(session.scalars(base.where(Message.id > cursor(after)).order_by(Message.id).limit(limit)))
+        rows = _read_page(session, channel, "after", cursor(after), newest_first=False, limit=limit)
         rows.reverse()
+    elif before is not None:
+        rows = _read_page(session, channel, "before", cursor(before), newest_first=True, limit=limit)
     else:
-        if before is not None:
-            base = base.where(Message.id < cursor(before))
-        rows = list(session.scalars(base.order_by(Message.id.desc()).limit(limit)))
+        rows = _read_page(session, channel, None, None, newest_first=True, limit=limit)
     return dump_many(session, rows, identity.user_id)
 
 
@@ -206,23 +245,43 @@ def _check_stickers(session, access: ChannelAccess, sticker_ids: list) -> list[s
     return [str(i) for i in ids]
 
 
-def _slowmode(session, access: ChannelAccess, author_id: int) -> None:
+def _bypasses_slowmode(access: ChannelAccess) -> bool:
+    return access.has(Permission.BYPASS_SLOWMODE) or access.has(Permission.MANAGE_MESSAGES) \
+        or access.has(Permission.MANAGE_CHANNELS)
+
+
+def _slowmode_wait(session, access: ChannelAccess, author_id: int, now: datetime) -> float:
+    """Seconds until slowmode lets ``author_id`` send in this channel again; 0 when they may now."""
     seconds = access.channel.rate_limit_per_user or 0
-    if not seconds or access.has(Permission.BYPASS_SLOWMODE) or access.has(Permission.MANAGE_MESSAGES) \
-            or access.has(Permission.MANAGE_CHANNELS):
-        return
+    if not seconds or _bypasses_slowmode(access):
+        return 0.0
     last = session.scalar(select(func.max(Message.id)).where(Message.channel_id == access.channel.id,
                                                              Message.author_id == author_id))
     if last is None:
-        return
-    wait = (snowflake_time(last) + timedelta(seconds=seconds) - utcnow()).total_seconds()
+        return 0.0
+    return max(0.0, (snowflake_time(last) + timedelta(seconds=seconds) - now).total_seconds())
+
+
+def slowmode_state(session, identity: Identity, channel_id: str) -> dict:
+    """The caller's slowmode countdown in a channel, so each of their devices can show the same one."""
+    access = channel_access(session, identity, channel_id, allow_private=True)
+    now = utcnow()
+    wait = _slowmode_wait(session, access, identity.user_id, now)
+    return {"rate_limit_per_user": access.channel.rate_limit_per_user or 0,
+            "retry_after_ms": math.ceil(wait * 1000),
+            "next_send_allowed_at": (now + timedelta(seconds=wait)).isoformat() if wait else None,
+            "can_bypass": _bypasses_slowmode(access)}
+
+
+def _slowmode(session, access: ChannelAccess, author_id: int) -> None:
+    wait = _slowmode_wait(session, access, author_id, utcnow())
     if wait > 0:
         retry = round(wait, 3)
         raise APIError(429, "SLOWMODE_RATE_LIMITED", "This channel is in slowmode", retry_after=retry, **{"global": False},
                        headers={"Retry-After": str(max(1, int(wait + 0.999)))})
 
 
-def _require_not_blocked(session, access: ChannelAccess, user_id: int) -> None:
+def require_not_blocked(session, access: ChannelAccess, user_id: int) -> None:
     """In a DM, a block either way ends sending (and typing)."""
     if access.channel.type != DM:
         return
@@ -231,12 +290,24 @@ def _require_not_blocked(session, access: ChannelAccess, user_id: int) -> None:
         raise APIError(403, "CANNOT_SEND_MESSAGES_TO_USER", "You cannot send messages to this user")
 
 
-def send(rt, session, identity: Identity, channel_id: str, body: dict) -> dict:
+def new_message_id(rt, session, channel_id: int) -> int:
+    """An id for a new message in this channel, drawn while holding the channel's row lock (kept until
+    commit): messages then commit in id order, so a client following the channel with ``after`` never
+    skips one that committed after it had seen a larger id, and ``last_message_id`` only grows. Within
+    one process, that is: another process draws from its own generator."""
+    lock_row(session, Channel, channel_id)
+    return rt.new_id()
+
+
+def send(rt, session, identity: Identity, channel_id: str, body: dict, uploads: Sequence[Upload] = ()) -> dict:
+    """Send ``body`` (the JSON form, or a multipart form's payload_json) with the multipart form's files."""
     access = channel_access(session, identity, channel_id, allow_private=True)
     if access.channel.type not in TEXT_CHANNEL_TYPES:
         raise APIError(400, "CANNOT_SEND_MESSAGES_IN_NON_TEXT_CHANNEL", "Messages go to text channels")
     access.require(Permission.SEND_MESSAGES)
-    _require_not_blocked(session, access, identity.user_id)
+    if uploads:
+        access.require(Permission.ATTACH_FILES)
+    require_not_blocked(session, access, identity.user_id)
     author = me(session, identity)
     content = body.get("content") or ""
     limit = MAX_BOT_CONTENT if author.bot else MAX_CONTENT
@@ -246,7 +317,7 @@ def send(rt, session, identity: Identity, channel_id: str, body: dict) -> dict:
     if embeds:
         access.require(Permission.EMBED_LINKS)
     sticker_ids = _check_stickers(session, access, body.get("sticker_ids") or [])
-    if not content.strip() and not embeds and not sticker_ids:
+    if not content.strip() and not embeds and not sticker_ids and not uploads:
         raise APIError(400, "CANNOT_SEND_EMPTY_MESSAGE", "Cannot send an empty message")
     nonce = None if body.get("nonce") is None else str(body["nonce"])
     if nonce is not None and body.get("enforce_nonce"):
@@ -265,22 +336,33 @@ def send(rt, session, identity: Identity, channel_id: str, body: dict) -> dict:
         access.require(Permission.READ_MESSAGE_HISTORY)
         reply_author = reference.author_id
     users, roles, everyone = _mentions(session, access, content, body.get("allowed_mentions"), reply_author)
-    message = Message(
-        id=rt.new_id(), channel_id=access.channel.id, guild_id=access.channel.guild_id, author_id=author.id,
-        type=REPLY_TYPE if reference else DEFAULT_TYPE, content=content, flags=int(body.get("flags") or 0) & SETTABLE_FLAGS,
-        tts=bool(body.get("tts")) and access.has(Permission.SEND_TTS_MESSAGES), nonce=nonce,
-        mention_everyone=everyone, mentions=[str(u) for u in users], mention_roles=[str(r) for r in roles],
-        embeds=embeds, sticker_ids=sticker_ids, referenced_message_id=reference.id if reference else None,
-    )
-    session.add(message)
-    session.execute(Channel.__table__.update().where(Channel.id == access.channel.id)
-                    .values(last_message_id=message.id))
-    session.flush()
-    # A new message has no reactions or attachments yet, and its author is at hand: no queries for them.
-    data = dump_many(session, [message], author.id, fresh=True, known_users={author.id: author})[0]
-    events.publish(session, "MESSAGE_CREATE", {**data, "guild_id": serializers.iso_id(message.guild_id)},
-                   guild_id=message.guild_id, channel_id=message.channel_id)
-    session.commit()
+    with PendingFiles(rt.storage) as pending:  # stored files are removed again unless the message commits
+        # Files are read, checked and stored before the message takes the channel's lock, not while holding it.
+        described = body.get("attachments") or []
+        files = store_files(rt, pending, access.channel.id, uploads, described) if uploads or described else []
+        message_id = new_message_id(rt, session, access.channel.id)
+        message = Message(
+            id=message_id, channel_id=access.channel.id, guild_id=access.channel.guild_id, author_id=author.id,
+            type=REPLY_TYPE if reference else DEFAULT_TYPE, content=content,
+            flags=int(body.get("flags") or 0) & SETTABLE_FLAGS,
+            tts=bool(body.get("tts")) and access.has(Permission.SEND_TTS_MESSAGES), nonce=nonce,
+            mention_everyone=everyone, mentions=[str(u) for u in users], mention_roles=[str(r) for r in roles],
+            embeds=embeds, sticker_ids=sticker_ids, referenced_message_id=reference.id if reference else None,
+        )
+        session.add(message)
+        session.execute(Channel.__table__.update().where(Channel.id == access.channel.id)
+                        .values(last_message_id=message.id))
+        for attachment in files:
+            attachment.message_id = message.id
+        session.add_all(files)
+        session.flush()
+        mentions.record(session, message)
+        # A new message has no reactions yet, and its author and files are at hand: no queries for them.
+        data = dump_many(session, [message], author.id, fresh=True, known_users={author.id: author})[0]
+        data["attachments"] = [attachment_json(a, message.channel_id) for a in files]
+        events.publish(session, "MESSAGE_CREATE", {**data, "guild_id": serializers.iso_id(message.guild_id)},
+                       guild_id=message.guild_id, channel_id=message.channel_id)
+        session.commit()
     return data
 
 
@@ -305,6 +387,7 @@ def edit(session, identity: Identity, channel_id: str, message_id: str, body: di
             users, roles, everyone = _mentions(session, access, content, body.get("allowed_mentions"), None)
             message.mentions, message.mention_roles = [str(u) for u in users], [str(r) for r in roles]
             message.mention_everyone = everyone
+            mentions.rerecord(session, message)
         if "embeds" in body:
             if body["embeds"]:
                 access.require(Permission.EMBED_LINKS)
@@ -329,9 +412,37 @@ def remove(rt, session, identity: Identity, channel_id: str, message_id: str, re
         access.require(Permission.MANAGE_MESSAGES)
         audit.record(rt, session, message.guild_id, identity.user_id, Action.MESSAGE_DELETE, message.author_id,
                      reason=reason, options={"channel_id": str(message.channel_id), "count": "1"})
+    delete_after_commit(session, *storage_keys_of(session, Message.id == message.id))
     session.delete(message)
     events.publish(session, "MESSAGE_DELETE", {"id": str(message.id), "channel_id": str(message.channel_id),
                                                "guild_id": serializers.iso_id(message.guild_id)},
+                   guild_id=message.guild_id, channel_id=message.channel_id)
+    if message.pinned_at is not None:  # its pin went with it
+        session.flush()
+        publish_pins_update(session, message.channel_id, message.guild_id)
+    session.commit()
+
+
+def delete_attachment(rt, session, identity: Identity, channel_id: str, message_id: str, attachment_id: str) -> None:
+    """Take one file off a message. Its author may, anyone else needs MANAGE_MESSAGES; a message
+    that would be left with nothing to show is refused (delete the message instead)."""
+    access = channel_access(session, identity, channel_id, allow_private=True)
+    message = message_in(session, access, message_id)
+    if message.author_id != identity.user_id:
+        access.require(Permission.MANAGE_MESSAGES)
+    attachment = session.get(Attachment, parse_snowflake(attachment_id, "attachment", "NOT_FOUND"))
+    if attachment is None or attachment.message_id != message.id:
+        raise not_found("NOT_FOUND", "attachment")
+    others = session.scalar(select(func.count()).select_from(Attachment)
+                            .where(Attachment.message_id == message.id, Attachment.id != attachment.id))
+    if not others and not message.content.strip() and not message.embeds and not message.sticker_ids:
+        raise APIError(400, "CANNOT_SEND_EMPTY_MESSAGE", "The message would be empty; delete the message instead")
+    session.delete(attachment)
+    delete_after_commit(session, storage_key(message.channel_id, attachment.id))
+    message.edited_at = utcnow()
+    session.flush()
+    data = dump(session, message, identity.user_id)
+    events.publish(session, "MESSAGE_UPDATE", {**data, "guild_id": serializers.iso_id(message.guild_id)},
                    guild_id=message.guild_id, channel_id=message.channel_id)
     session.commit()
 
@@ -349,20 +460,29 @@ def bulk_delete(rt, session, identity: Identity, channel_id: str, body: dict, re
     found = list(session.scalars(select(Message.id).where(Message.id.in_(ids),
                                                           Message.channel_id == access.channel.id)))
     if found:
-        session.execute(delete(Message).where(Message.id.in_(found)))
+        delete_in_channel(session, access.channel.id, access.channel.guild_id, found)
         audit.record(rt, session, access.channel.guild_id, identity.user_id, Action.MESSAGE_BULK_DELETE,
                      access.channel.id, reason=reason, options={"count": str(len(found))})
-        events.publish(session, "MESSAGE_DELETE_BULK",
-                       {"ids": [str(i) for i in sorted(found)], "channel_id": str(access.channel.id),
-                        "guild_id": serializers.iso_id(access.channel.guild_id)},
-                       guild_id=access.channel.guild_id, channel_id=access.channel.id)
     session.commit()
+
+
+def delete_in_channel(session, channel_id: int, guild_id: int | None, ids: list[int]) -> None:
+    """Delete these messages of one channel and announce them in one MESSAGE_DELETE_BULK (on commit),
+    and in CHANNEL_PINS_UPDATE when pinned ones were among them."""
+    delete_after_commit(session, *storage_keys_of(session, id_in(session, Message.id, ids)))
+    pinned_at = session.execute(delete(Message).where(Message.id.in_(ids)).returning(Message.pinned_at)).scalars().all()
+    events.publish(session, "MESSAGE_DELETE_BULK",
+                   {"ids": [str(i) for i in sorted(ids)], "channel_id": str(channel_id),
+                    "guild_id": serializers.iso_id(guild_id)},
+                   guild_id=guild_id, channel_id=channel_id)
+    if any(moment is not None for moment in pinned_at):
+        publish_pins_update(session, channel_id, guild_id)
 
 
 def typing(session, identity: Identity, channel_id: str) -> None:
     access = channel_access(session, identity, channel_id, allow_private=True)
     access.require(Permission.SEND_MESSAGES)
-    _require_not_blocked(session, access, identity.user_id)
+    require_not_blocked(session, access, identity.user_id)
     payload = {"channel_id": str(access.channel.id), "user_id": str(identity.user_id),
                "timestamp": int(utcnow().timestamp()), "guild_id": serializers.iso_id(access.channel.guild_id)}
     events.publish(session, "TYPING_START", payload, guild_id=access.channel.guild_id, channel_id=access.channel.id)

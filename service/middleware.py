@@ -4,6 +4,10 @@
 unversioned alias of every ``/v1`` route, refuses paths with control characters and
 bodies over the size limit, logs one JSON line per request, and is the last resort
 that turns an escaped exception into the JSON 500 body.
+
+Bodies are capped at ``max_body_bytes``; only multipart POSTs to ``upload_path`` (messages
+with files) may reach ``max_upload_bytes``. A chunked upload is not buffered here: it is
+counted as it streams, and the multipart validator spools it (service.validation).
 """
 
 from __future__ import annotations
@@ -45,10 +49,13 @@ class BodyTooLarge(APIError):
 
 
 class EdgeMiddleware:
-    def __init__(self, app, *, max_body_bytes: int, expose_traces: bool):
+    def __init__(self, app, *, max_body_bytes: int, expose_traces: bool, upload_path: re.Pattern | None = None,
+                 max_upload_bytes: int = 0):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.expose_traces = expose_traces
+        self.upload_path = upload_path
+        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -87,15 +94,19 @@ class EdgeMiddleware:
                 # One spec and one set of handlers: the unversioned path is an alias of /v1.
                 scope["path"] = API_PREFIX + path
                 scope["raw_path"] = API_PREFIX.encode() + scope.get("raw_path", path.encode())
+            upload = self._is_upload(scope, headers)
+            limit = self.max_upload_bytes if upload else self.max_body_bytes
             declared = headers.get(b"content-length")
             if declared is not None:
                 if not declared.isdigit():
                     await reply(APIError(400, "BAD_REQUEST", "Invalid Content-Length"))
                     return
-                if int(declared) > self.max_body_bytes:
+                if int(declared) > limit:
                     # The server frames the body by this length, so checking it caps the body.
-                    await reply(BodyTooLarge(self.max_body_bytes))
+                    await reply(BodyTooLarge(limit))
                     return
+            elif upload:
+                receive = self._capped(receive, limit)
             elif b"transfer-encoding" in headers:
                 # Connexion reads a body only when Content-Length says there is one, so a chunked
                 # body is read here (within the cap) and handed on with its length.
@@ -126,6 +137,26 @@ class EdgeMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+    def _is_upload(self, scope, headers: dict[bytes, bytes]) -> bool:
+        return (self.upload_path is not None and scope["method"] == "POST"
+                and headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+                and self.upload_path.match(scope["path"]) is not None)
+
+    @staticmethod
+    def _capped(receive, limit: int):
+        """The body as it streams, refused (413) once it passes ``limit``."""
+        seen = 0
+
+        async def capped():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit)
+            return message
+
+        return capped
 
     async def _read_body(self, receive) -> bytes:
         chunks, seen = [], 0

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -355,12 +356,17 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_channel_id_id", "channel_id", "id"),
         Index("ix_messages_channel_nonce", "channel_id", "author_id", "nonce"),
+        # Someone's messages newest first: slowmode's last message, deleting one's own, a ban's window.
+        Index("ix_messages_author_id_id", "author_id", "id"),
+        # A channel's pins (few among many messages): listing them, counting them, the newest pin's time.
+        Index("ix_messages_channel_pinned", "channel_id", "pinned_at",
+              sqlite_where=text("pinned_at IS NOT NULL"), postgresql_where=text("pinned_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
     guild_id: Mapped[int | None] = mapped_column(BigInteger)
-    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     type: Mapped[int] = mapped_column(Integer, default=0)
     content: Mapped[str] = mapped_column(Text, default="")
     flags: Mapped[int] = mapped_column(Integer, default=0)
@@ -437,3 +443,27 @@ class UserNote(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     target_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     note: Mapped[str] = mapped_column(String(256))
+
+
+class MessageMention(Base):
+    """Whom a message mentions: a user, a role, or everyone (``target_id`` is then the guild id,
+    which is also the @everyone role's id). Kept in step with the message on send and edit;
+    the mentions inbox reads it by target, newest first. The full-text index of messages is
+    dialect-specific DDL in migration 0005 and has no model."""
+
+    __tablename__ = "message_mentions"
+
+    target_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True,
+                                            index=True)
+    channel_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class MentionDismissal(Base):
+    """A mention someone removed from their own inbox (the message itself stays)."""
+
+    __tablename__ = "mention_dismissals"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True,
+                                            index=True)

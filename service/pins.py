@@ -2,7 +2,11 @@
 
 Pinning sets the message's ``pinned_at`` and posts a system message (type 6) in the channel,
 authored by whoever pinned, whose ``message_reference`` points at the pinned message. Pinning
-and unpinning are idempotent and audited. Only ordinary messages and replies can be pinned.
+and unpinning are idempotent and audited (in a guild: DMs have no audit log). Only ordinary
+messages and replies can be pinned. A DM's or group DM's recipients may pin there
+(``PRIVATE_CHANNEL_PERMISSIONS``), except in a DM where a block either way ends messaging: the
+notice would be a message to the other side. ``last_pin_timestamp`` is the newest standing pin's
+``pinned_at`` (``channels.last_pin_timestamps``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from service import audit, events, messages, read_states, serializers
+from service import audit, channels, events, messages, read_states, serializers
 from service.access import ChannelAccess, channel_access, missing_permissions
 from service.audit import Action
 from service.auth import Identity
@@ -26,22 +30,17 @@ PINNABLE_TYPES = (messages.DEFAULT_TYPE, messages.REPLY_TYPE)
 
 
 def _pin_access(session, identity: Identity, channel_id: str) -> ChannelAccess:
-    access = channel_access(session, identity, channel_id)
+    access = channel_access(session, identity, channel_id, allow_private=True)
     if not (access.has(Permission.PIN_MESSAGES) or access.has(Permission.MANAGE_MESSAGES)):
         raise missing_permissions(Permission.PIN_MESSAGES)
     access.require(Permission.READ_MESSAGE_HISTORY)
     return access
 
 
-def last_pin_timestamp(session, channel_id: int) -> str | None:
-    return serializers.iso(session.scalar(select(func.max(Message.pinned_at)).where(Message.channel_id == channel_id)))
-
-
-def _publish_pins_update(session, message: Message) -> None:
-    events.publish(session, "CHANNEL_PINS_UPDATE",
-                   {"channel_id": str(message.channel_id), "guild_id": serializers.iso_id(message.guild_id),
-                    "last_pin_timestamp": last_pin_timestamp(session, message.channel_id)},
-                   guild_id=message.guild_id, channel_id=message.channel_id)
+def _audit(rt, session, identity: Identity, message: Message, action: Action, reason: str | None) -> None:
+    if message.guild_id is not None:  # only guilds keep an audit log
+        audit.record(rt, session, message.guild_id, identity.user_id, action, message.id, reason=reason,
+                     options={"channel_id": str(message.channel_id), "message_id": str(message.id)})
 
 
 def _publish_update(session, message: Message, viewer_id: int) -> None:
@@ -55,25 +54,30 @@ def pin(rt, session, identity: Identity, channel_id: str, message_id: str, reaso
     message = messages.message_in(session, access, message_id)
     if message.type not in PINNABLE_TYPES:
         raise APIError(400, "CANNOT_MODIFY_SYSTEM_WEBHOOK", "System messages cannot be pinned")
+    # The notice's id comes with the channel's row lock, held until commit: concurrent pins then see
+    # each other, both as "already pinned" and in the count against the limit.
+    notice_id = messages.new_message_id(rt, session, access.channel.id)
+    session.refresh(message)
     if message.pinned_at is not None:
+        session.rollback()
         return
+    messages.require_not_blocked(session, access, identity.user_id)
     pinned = session.scalar(select(func.count()).select_from(Message)
                             .where(Message.channel_id == access.channel.id, Message.pinned_at.is_not(None)))
     if pinned >= MAX_PINS:
         raise limit_reached("MAX_PINS_PER_CHANNEL", "pins in this channel", MAX_PINS)
     message.pinned_at = utcnow()
     notice = Message(
-        id=rt.new_id(), channel_id=message.channel_id, guild_id=message.guild_id, author_id=identity.user_id,
+        id=notice_id, channel_id=message.channel_id, guild_id=message.guild_id, author_id=identity.user_id,
         type=PINNED_MESSAGE_TYPE, content="", mentions=[], mention_roles=[], embeds=[], sticker_ids=[],
         referenced_message_id=message.id,
     )
     session.add(notice)
     session.execute(Channel.__table__.update().where(Channel.id == access.channel.id)
                     .values(last_message_id=notice.id))
-    audit.record(rt, session, message.guild_id, identity.user_id, Action.MESSAGE_PIN, message.id, reason=reason,
-                 options={"channel_id": str(message.channel_id), "message_id": str(message.id)})
+    _audit(rt, session, identity, message, Action.MESSAGE_PIN, reason)
     session.flush()
-    _publish_pins_update(session, message)
+    channels.publish_pins_update(session, message.channel_id, message.guild_id)
     created = messages.dump(session, notice, identity.user_id)
     events.publish(session, "MESSAGE_CREATE", {**created, "guild_id": serializers.iso_id(notice.guild_id)},
                    guild_id=notice.guild_id, channel_id=notice.channel_id)
@@ -87,10 +91,9 @@ def unpin(rt, session, identity: Identity, channel_id: str, message_id: str, rea
     if message.pinned_at is None:
         return
     message.pinned_at = None
-    audit.record(rt, session, message.guild_id, identity.user_id, Action.MESSAGE_UNPIN, message.id, reason=reason,
-                 options={"channel_id": str(message.channel_id), "message_id": str(message.id)})
+    _audit(rt, session, identity, message, Action.MESSAGE_UNPIN, reason)
     session.flush()
-    _publish_pins_update(session, message)
+    channels.publish_pins_update(session, message.channel_id, message.guild_id)
     _publish_update(session, message, identity.user_id)
     session.commit()
 
@@ -108,7 +111,7 @@ def _parse_before(value: str | None) -> datetime | None:
 
 def list_pins(session, identity: Identity, channel_id: str, *, limit: int = DEFAULT_LIMIT,
               before: str | None = None) -> dict:
-    access = channel_access(session, identity, channel_id)
+    access = channel_access(session, identity, channel_id, allow_private=True)
     access.require(Permission.READ_MESSAGE_HISTORY)
     moment = _parse_before(before)
     query = select(Message).where(Message.channel_id == access.channel.id, Message.pinned_at.is_not(None))
@@ -123,7 +126,7 @@ def list_pins(session, identity: Identity, channel_id: str, *, limit: int = DEFA
 
 
 def acknowledge(session, identity: Identity, channel_id: str) -> None:
-    access = channel_access(session, identity, channel_id)
+    access = channel_access(session, identity, channel_id, allow_private=True)
     now = utcnow()
     read_states.acknowledge_pins(session, identity.user_id, access.channel.id, now)
     events.publish(session, "CHANNEL_PINS_ACK",

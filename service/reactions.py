@@ -8,6 +8,10 @@ path gives, so a renamed emoji keeps adding to the same reaction.
 The emoji arrives in the path percent-encoded (``%F0%9F%91%8D``); the server decodes it before
 routing, so handlers see the text. Adding validates it (a unicode emoji must look like one, a
 custom emoji must exist); removing and listing take any text and simply match nothing.
+
+In DMs and group DMs recipients react, remove their own reactions and list who reacted; nobody
+holds MANAGE_MESSAGES there, so nobody removes anyone else's. In a DM, a block either way ends
+reacting as it ends sending.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ def event_emoji(key: str, animated: bool | None = None) -> dict:
 
 
 def _readable(session, identity: Identity, channel_id: str) -> ChannelAccess:
-    access = channel_access(session, identity, channel_id)
+    access = channel_access(session, identity, channel_id, allow_private=True)
     access.require(Permission.READ_MESSAGE_HISTORY)
     return access
 
@@ -148,8 +152,9 @@ def add(session, identity: Identity, channel_id: str, message_id: str, raw_emoji
         session_id: str | None = None) -> None:
     access = _readable(session, identity, channel_id)
     message = messages.message_in(session, access, message_id)
-    if timed_out(access.guild.member) and not access.guild.is_admin:
+    if access.guild is not None and timed_out(access.guild.member) and not access.guild.is_admin:
         raise APIError(403, "COMMUNICATION_DISABLED", "You are timed out in this guild")
+    messages.require_not_blocked(session, access, identity.user_id)
     parsed = parse(raw_emoji)
     if parsed is None:
         raise field_error("emoji", "NOT_A_VALID_UNICODE_EMOJI", "Not a valid emoji")
@@ -178,8 +183,10 @@ def add(session, identity: Identity, channel_id: str, message_id: str, raw_emoji
     except IntegrityError:  # the same reaction, added by a concurrent request of the same user
         session.rollback()
         return
-    member = serializers.serialize_member(access.guild.member, me(session, identity), access.guild.member_role_ids)
-    data = {"emoji": event_emoji(key, animated), "user_id": str(identity.user_id), "member": member}
+    data = {"emoji": event_emoji(key, animated), "user_id": str(identity.user_id)}
+    if access.guild is not None:  # a DM has no members
+        data["member"] = serializers.serialize_member(access.guild.member, me(session, identity),
+                                                      access.guild.member_role_ids)
     if session_id:
         data["session_id"] = session_id
     _publish(session, "MESSAGE_REACTION_ADD", message, data)

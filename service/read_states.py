@@ -4,7 +4,8 @@ One row per (user, channel). Automatic acknowledgements only move ``last_message
 so a late request from a slow client never marks read messages unread again; a ``manual``
 acknowledgement (the user's own "mark unread") may move it back. Every write is a single
 conditional UPDATE after an insert-if-missing, so concurrent requests cannot lose each other's
-progress. Acknowledgement events go to the caller's own sessions only.
+progress. Acknowledgement events go to the caller's own sessions only. Recipients keep read
+states of their DMs and group DMs as members do of the guild channels they can view.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from service import events
 from service.access import GuildAccess, channel_access, load_member_access
 from service.auth import Identity
 from service.errors import not_found
-from service.models import Channel, Guild, Member, Message, ReadState
+from service.models import Channel, ChannelRecipient, Guild, Member, Message, ReadState
 from service.permissions import Permission
 from service.users import MAX_SNOWFLAKE, parse_snowflake
 
@@ -55,7 +56,7 @@ def _publish_ack(session, state: ReadState, manual: bool | None = None) -> None:
 
 
 def acknowledge_message(session, identity: Identity, channel_id: str, message_id: str, body: dict | None) -> None:
-    access = channel_access(session, identity, channel_id)
+    access = channel_access(session, identity, channel_id, allow_private=True)
     mid = parse_snowflake(message_id, "message", "UNKNOWN_MESSAGE")
     found = session.scalar(select(Message.id).where(Message.id == mid, Message.channel_id == access.channel.id))
     if found is None:
@@ -68,7 +69,7 @@ def acknowledge_message(session, identity: Identity, channel_id: str, message_id
 
 
 def clear(session, identity: Identity, channel_id: str) -> None:
-    access = channel_access(session, identity, channel_id)
+    access = channel_access(session, identity, channel_id, allow_private=True)
     session.execute(delete(ReadState).where(ReadState.user_id == identity.user_id,
                                             ReadState.channel_id == access.channel.id))
     session.commit()
@@ -85,14 +86,16 @@ def acknowledge_pins(session, user_id: int, channel_id: int, when: datetime) -> 
 
 
 def _viewable(session, identity: Identity, channel_ids: set[int]) -> set[int]:
-    """Which of these guild channels the caller can view, loading each guild's access once."""
+    """Which of these channels the caller can view: DMs and group DMs they are in, and guild
+    channels, loading each guild's access once."""
     channels = list(session.scalars(select(Channel).where(Channel.id.in_(channel_ids), Channel.guild_id.is_not(None))))
     guild_ids = {c.guild_id for c in channels}
     rows = session.execute(select(Guild, Member).join(Member, Member.guild_id == Guild.id)
                            .where(Guild.id.in_(guild_ids), Member.user_id == identity.user_id)).all() \
         if guild_ids else []
     accesses: dict[int, GuildAccess] = {guild.id: load_member_access(session, guild, member) for guild, member in rows}
-    visible = set()
+    visible = set(session.scalars(select(ChannelRecipient.channel_id).where(
+        ChannelRecipient.user_id == identity.user_id, ChannelRecipient.channel_id.in_(channel_ids))))
     for channel in channels:
         access = accesses.get(channel.guild_id)
         if access is not None and access.channel_permissions(session, channel) & Permission.VIEW_CHANNEL:

@@ -1,4 +1,4 @@
-"""Where uploaded files live: one small interface, so a media proxy can serve them later.
+"""Where uploaded files live: one small interface, which the media route streams from (``open``).
 
 Keys are relative, slash-separated names such as ``emojis/1380000000000000000``; each part is
 letters, digits, ``.``, ``_`` or ``-`` and never ``.`` or ``..``, so no key can leave the
@@ -13,6 +13,9 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import event as sa_event
 
 log = logging.getLogger("fluxer.storage")
 
@@ -41,6 +44,10 @@ class Storage:
 
     def get(self, key: str) -> bytes | None:
         """The stored bytes, or None when nothing is stored under ``key``."""
+        raise NotImplementedError
+
+    def open(self, key: str) -> BinaryIO | None:
+        """A binary stream of the stored bytes (the caller closes it), or None when nothing is stored."""
         raise NotImplementedError
 
     def delete(self, key: str) -> None:
@@ -79,6 +86,12 @@ class LocalStorage(Storage):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 
+    def open(self, key: str) -> BinaryIO | None:
+        try:
+            return self.path(key).open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
     def delete(self, key: str) -> None:
         try:
             self.path(key).unlink(missing_ok=True)
@@ -93,3 +106,47 @@ def delete_quietly(storage: Storage, *keys: str) -> None:
             storage.delete(key)
         except Exception:  # cleanup must never turn a success into an error
             log.warning("could not delete stored file", extra={"key": key}, exc_info=True)
+
+
+_DOOMED_KEY = "fluxer.files_to_delete"
+
+
+def delete_after_commit(session, *keys: str) -> None:
+    """Delete these stored files once ``session`` commits the change that dropped their rows; a
+    rollback keeps them. Every path that deletes rows with files goes through here."""
+    if keys:
+        session.info.setdefault(_DOOMED_KEY, []).extend(keys)
+
+
+def attach(session_factory, storage: Storage) -> None:
+    @sa_event.listens_for(session_factory, "after_commit")
+    def _delete(session):
+        delete_quietly(storage, *session.info.pop(_DOOMED_KEY, ()))
+
+    @sa_event.listens_for(session_factory, "after_soft_rollback")
+    def _keep(session, previous_transaction):
+        if previous_transaction.parent is None:  # the whole transaction, not a savepoint
+            session.info.pop(_DOOMED_KEY, None)
+
+
+class PendingFiles:
+    """Files written for rows that are not committed yet.
+
+    Wrap the writes and the commit in ``with PendingFiles(storage) as pending:``; when the block
+    fails, the files it wrote are deleted again, so a rolled-back row leaves no file behind.
+    """
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self.keys: list[str] = []
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.storage.put(key, data, content_type)
+        self.keys.append(key)
+
+    def __enter__(self) -> PendingFiles:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            delete_quietly(self.storage, *self.keys)

@@ -3,20 +3,30 @@
 Connexion builds a fresh JSON-schema validator for every request and stops at the first
 error; a body that is not UTF-8 escapes as a 500. These subclasses compile each schema
 once, report every failing field as ``INVALID_FORM_BODY`` and treat undecodable bodies as
-the client's mistake (400).
+the client's mistake (400). Multipart bodies get a validator of their own: Connexion's holds
+the whole body in memory and lets its parser's errors escape as 500s.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 import typing as t
 
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import ExtraParameterProblem
 from connexion.json_schema import Draft4RequestValidator
-from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
+from connexion.validators import (
+    VALIDATOR_MAP,
+    AbstractRequestBodyValidator,
+    JSONRequestBodyValidator,
+    ParameterValidator,
+)
 from jsonschema import Draft4Validator, FormatChecker, ValidationError
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.datastructures import Headers
 
 from service.errors import APIError, FieldError, invalid_form
 
@@ -38,6 +48,12 @@ KEYWORD_CODES = {
     "anyOf": "BASE_TYPE_INVALID",
 }
 MAX_REPORTED_ERRORS = 50
+# Multipart bodies: bounds on what a part may hold besides file data (app.py gives Flask's own
+# form parser the same ones), and how much of a body waits in memory before a temporary file.
+MAX_FORM_FIELD_BYTES = 1024 * 1024
+MAX_FORM_PARTS = 100
+SPOOL_MEMORY_BYTES = 1024 * 1024
+REPLAY_CHUNK_BYTES = 64 * 1024
 
 # Every format jsonschema knows (Draft 4's own checker lacks `date`, so "2024-13-01" passed).
 FORMATS = FormatChecker()
@@ -78,6 +94,36 @@ def _field_errors(errors: t.Iterable[ValidationError]) -> list[FieldError]:
     return sorted(found.values(), key=lambda e: e.path)
 
 
+def decode_json(raw: bytes, encoding: str | None, what: str) -> t.Any:
+    """JSON text as a value; undecodable or malformed text is 400 ``BAD_REQUEST`` naming ``what``."""
+    try:
+        text = raw.decode(encoding or "utf-8")
+        value = json.loads(text)
+    except UnicodeDecodeError:
+        raise APIError(400, "BAD_REQUEST", f"{what} is not valid UTF-8") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise APIError(400, "BAD_REQUEST", f"{what} is not valid JSON: {exc}"[:300]) from None
+    # PostgreSQL text cannot hold NUL, and no chat text needs it: refuse it here, once, for every body.
+    if "\\u0000" in text and _holds_nul(value):
+        raise APIError(400, "BAD_REQUEST", f"{what} contains a NUL character (\\u0000)")
+    return value
+
+
+def _holds_nul(value: t.Any) -> bool:
+    pending = [value]  # a loop, not recursion: bodies may nest as deep as the JSON parser allows
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 class JSONBodyValidator(JSONRequestBodyValidator):
     @property
     def _validator(self):
@@ -87,12 +133,7 @@ class JSONBodyValidator(JSONRequestBodyValidator):
         raw = b"".join([chunk async for chunk in stream])
         if not raw.strip():
             return None
-        try:
-            return json.loads(raw.decode(self._encoding or "utf-8"))
-        except UnicodeDecodeError:
-            raise APIError(400, "BAD_REQUEST", "Request body is not valid UTF-8") from None
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise APIError(400, "BAD_REQUEST", f"Request body is not valid JSON: {exc}"[:300]) from None
+        return decode_json(raw, self._encoding, "Request body")
 
     def _validate(self, body: t.Any) -> None:
         if body is None:
@@ -113,6 +154,8 @@ class AllErrorsParameterValidator(ParameterValidator):
             if param.get("required"):
                 return [FieldError(name, "BASE_TYPE_REQUIRED", f"Missing {location} parameter '{name}'")]
             return []
+        if isinstance(value, str) and "\x00" in value:
+            return [FieldError(name, "BASE_TYPE_INVALID", "Must not contain a NUL character")]
         schema = param.get("schema", param)
         errors = _field_errors(compiled(schema).iter_errors(value))
         return [FieldError(name, e.code, e.message) for e in errors]
@@ -133,7 +176,143 @@ class AllErrorsParameterValidator(ParameterValidator):
             raise invalid_form(errors)
 
 
+def _malformed_multipart(detail: str) -> APIError:
+    return APIError(400, "BAD_REQUEST", f"Malformed multipart body: {detail}")
+
+
+class _FormParts:
+    """python-multipart callbacks: keep the JSON parts, skip file data, refuse other text parts."""
+
+    def __init__(self, json_fields: set[bytes]):
+        self.json_fields = json_fields
+        self.json_parts: dict[str, bytes] = {}
+        self.count = 0
+        self.ended = False
+        self._header_name = self._header_value = self._disposition = b""
+        self._name = b""
+        self._kept: bytearray | None = None  # the current part's bytes; None in a file part
+
+    def callbacks(self) -> dict:
+        return {"on_part_begin": self.on_part_begin, "on_header_field": self.on_header_field,
+                "on_header_value": self.on_header_value, "on_header_end": self.on_header_end,
+                "on_headers_finished": self.on_headers_finished, "on_part_data": self.on_part_data,
+                "on_part_end": self.on_part_end, "on_end": self.on_end}
+
+    def on_part_begin(self) -> None:
+        self.count += 1
+        if self.count > MAX_FORM_PARTS:
+            raise _malformed_multipart(f"more than {MAX_FORM_PARTS} parts")
+        self._disposition = b""
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        try:  # Flask's parser would drop the whole form, silently
+            (self._header_name + self._header_value).decode()
+        except UnicodeDecodeError:
+            raise _malformed_multipart("a part's headers are not UTF-8") from None
+        if self._header_name.lower() == b"content-disposition":
+            self._disposition = self._header_value
+        self._header_name = self._header_value = b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._disposition)
+        if b"name" not in options:
+            raise _malformed_multipart("a part has no name in its Content-Disposition")
+        self._name = options[b"name"]
+        if b"filename" in options:
+            self._kept = None
+        elif self._name in self.json_fields:
+            self._kept = bytearray()
+        else:  # nothing would read it: say so rather than drop what the client meant to send
+            expected = ", ".join(sorted(name.decode() for name in self.json_fields))
+            raise invalid_form([FieldError(self._name.decode(), "BASE_TYPE_INVALID",
+                                           f"A part is a file (it has a filename) or one of: {expected}")])
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._kept is None:
+            return
+        if len(self._kept) + end - start > MAX_FORM_FIELD_BYTES:
+            raise APIError(413, "PAYLOAD_TOO_LARGE", f"A form field is larger than {MAX_FORM_FIELD_BYTES} bytes")
+        self._kept += data[start:end]
+
+    def on_part_end(self) -> None:
+        if self._kept is not None:
+            self.json_parts[self._name.decode()] = bytes(self._kept)
+
+    def on_end(self) -> None:
+        self.ended = True
+
+
+class MultipartBodyValidator(AbstractRequestBodyValidator):
+    """``multipart/form-data`` with JSON parts (Discord's ``payload_json``) beside file parts.
+
+    A part whose schema is an object is JSON (OpenAPI's default encoding for objects): it is
+    decoded as UTF-8 and validated with the compiled schema like a JSON body, its errors named
+    by the paths inside it. File parts are left to the handler (``request.files``); any other
+    text part is refused, since nothing would read it. The body
+    streams through the parser once while it is spooled (memory, then a temporary file) and is
+    then replayed, with its length, to Flask, which parses it again for the handler: memory use
+    does not grow with the upload. Broken framing, a non-UTF-8 or malformed JSON part: 400.
+    """
+
+    async def wrap_receive(self, receive, *, scope):
+        _, options = parse_options_header(Headers(scope=scope).get("content-type"))
+        if not options.get(b"boundary"):
+            raise _malformed_multipart("the Content-Type names no boundary")
+        properties = self._schema.get("properties", {})
+        parts = _FormParts({name.encode() for name, schema in properties.items() if schema.get("type") == "object"})
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115 - the replay closes it
+        try:
+            parser = MultipartParser(options[b"boundary"], parts.callbacks())
+            more_body = True
+            while more_body:
+                message = await receive()
+                chunk = message.get("body", b"")
+                spool.write(chunk)
+                parser.write(chunk)
+                more_body = message.get("more_body", False)
+            if not parts.ended:
+                raise _malformed_multipart("it ends before its closing boundary")
+            for name, raw in parts.json_parts.items():
+                errors = _field_errors(compiled(properties[name], Draft4RequestValidator)
+                                       .iter_errors(decode_json(raw, "utf-8", f"Form field {name}")))
+                if errors:
+                    raise invalid_form(errors)
+        except FormParserError:
+            spool.close()
+            raise _malformed_multipart("the parts are not framed by the boundary") from None
+        except BaseException:
+            spool.close()
+            raise
+        length = spool.tell()
+        spool.seek(0)
+        headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-length", b"transfer-encoding")]
+        scope = {**scope, "headers": [*headers, (b"content-length", str(length).encode())]}
+        return _replay(spool, length, receive), scope
+
+
+def _replay(spool, length: int, receive):
+    """A receive channel that hands out the spooled body, then closes the spool."""
+
+    async def replayed():
+        if spool.closed:
+            return await receive()
+        chunk = spool.read(REPLAY_CHUNK_BYTES)
+        more_body = spool.tell() < length
+        if not more_body:
+            spool.close()
+        return {"type": "http.request", "body": chunk, "more_body": more_body}
+
+    return replayed
+
+
 VALIDATORS = {
     "parameter": AllErrorsParameterValidator,
-    "body": MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": JSONBodyValidator}),
+    "body": MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": JSONBodyValidator,
+                           "multipart/form-data": MultipartBodyValidator}),
 }

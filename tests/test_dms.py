@@ -190,6 +190,18 @@ def test_guild_only_channel_operations_still_refuse_dms(client, register):
         assert response.status_code == 404, response.text
 
 
+def test_recipients_read_a_dm_as_a_channel_and_others_get_404(client, register):
+    alice, bob, carol = register(), register(), register()
+    opened = _open(client, alice, bob).json()
+    for who in (alice, bob):
+        response = client.get(f"/v1/channels/{opened['id']}", headers=who.auth)
+        assert response.status_code == 200, response.text
+        assert response.json()["type"] == 1
+        assert [r["id"] for r in response.json()["recipients"]] == [bob.user_id if who is alice else alice.user_id]
+    stranger = client.get(f"/v1/channels/{opened['id']}", headers=carol.auth)
+    assert stranger.status_code == 404 and set(stranger.json()) == {"code", "message", "error"}
+
+
 def test_blocks_end_new_dms_and_sending(client, register):
     alice, bob = register(), register()
     _block(client, alice, bob)

@@ -415,3 +415,36 @@ def test_application_redirect_uris_must_be_uris(client, register):
     response = client.post("/v1/oauth2/applications", json={"name": "Bot", "redirect_uris": [""]}, headers=account.auth)
     assert response.status_code == 400
     assert response.json()["errors"][0]["path"].startswith("redirect_uris")
+
+
+@pytest.mark.parametrize("body", ['{"content": "a\\u0000b"}', '{"content": "ok", "embeds": [{"title": "\\u0000"}]}',
+                                  '{"a\\u0000": 1}'])
+def test_nul_characters_in_a_body_are_refused_before_storage(client, register, make_guild, body):
+    # PostgreSQL text cannot store NUL: it must be a 400 here, never a 500 from the database.
+    owner = register()
+    guild = make_guild(owner)
+    channel = next(c["id"] for c in client.get(f"/v1/guilds/{guild['id']}/channels", headers=owner.auth).json()
+                   if c["type"] == 0)
+    response = client.post(f"/v1/channels/{channel}/messages", content=body.encode(),
+                           headers={**owner.auth, "Content-Type": JSON})
+    assert_error(response, 400, "BAD_REQUEST")
+    assert client.get(f"/v1/channels/{channel}/messages", headers=owner.auth).json() == []
+
+
+def test_an_escaped_backslash_before_u0000_is_ordinary_text(client, register, make_guild):
+    owner = register()
+    guild = make_guild(owner)
+    channel = next(c["id"] for c in client.get(f"/v1/guilds/{guild['id']}/channels", headers=owner.auth).json()
+                   if c["type"] == 0)
+    response = client.post(f"/v1/channels/{channel}/messages", content=b'{"content": "path C:\\\\u0000"}',
+                           headers={**owner.auth, "Content-Type": JSON})
+    assert response.status_code == 200, response.text
+    assert response.json()["content"] == "path C:\\u0000"
+
+
+def test_nul_in_a_query_parameter_is_a_field_error(client, register):
+    owner = register()
+    response = client.get("/v1/users/check-tag", params={"username": "a\x00b", "discriminator": "0001"},
+                          headers=owner.auth)
+    body = assert_error(response, 400, "INVALID_FORM_BODY")
+    assert any(e["path"] == "username" and "NUL" in e["message"] for e in body["errors"]), body
