@@ -6,7 +6,7 @@ from service import messages
 from service.attachments import Upload
 from service.auth import Identity
 from service.runtime import audit_reason, current
-from service.validation import decode_json
+from service.validation import validated_form_json
 
 
 def list_messages(channel_id, token_info, limit=50, before=None, after=None, around=None):
@@ -17,14 +17,13 @@ def list_messages(channel_id, token_info, limit=50, before=None, after=None, aro
 
 def send_message(channel_id, token_info):
     # The body is read here rather than taken as a `body` argument: Connexion would coerce the form's
-    # payload_json against its schema and fails on fields that are a oneOf. The validator has already
-    # checked either form against MessageCreate.
+    # payload_json against its schema and fails on fields that are a oneOf. Either form is the one
+    # the validator checked against MessageCreate.
     rt = current()
     uploads = ()
     if flask.request.mimetype == "multipart/form-data":
         # payload_json is the JSON form's body; the files ride beside it.
-        payload = flask.request.form.get("payload_json")
-        body = decode_json(payload.encode(), None, "payload_json") if payload else {}
+        body = validated_form_json(flask.request.environ).get("payload_json") or {}
         uploads = [Upload(field, file.filename or "", file.stream) for field, file in flask.request.files.items(multi=True)]
     else:
         body = flask.request.get_json()

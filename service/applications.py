@@ -7,13 +7,13 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from service import accounts, audit, events, guilds, members, roles, serializers
+from service import accounts, attachments, audit, events, guilds, members, roles, serializers, storage
 from service.access import guild_access, load_member_access
 from service.audit import Action
 from service.auth import Identity
 from service.crypto import new_bot_token, new_secret, sha256_hex
 from service.errors import APIError, field_error, not_found
-from service.models import Application, Guild, Member, MemberRole, User
+from service.models import Application, Guild, Member, MemberRole, Message, User
 from service.permissions import Permission
 from service.users import me, parse_snowflake
 
@@ -90,6 +90,8 @@ def remove(rt, session, identity: Identity, application_id: str) -> None:
                                  .where(Member.user_id == bot_user.id)).all():
         members.remove(rt, session, guild, bot_user.id, identity.user_id)
     session.delete(app)
+    # The bot's messages go with its user (ON DELETE CASCADE), and their files after the commit.
+    storage.delete_after_commit(session, *attachments.storage_keys_of(session, Message.author_id == bot_user.id))
     session.execute(delete(User).where(User.id == bot_user.id))
     session.commit()
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
-from service import events, relationships, serializers
+from service import attachments, events, relationships, serializers, storage
 from service.access import DM, GROUP_DM, PRIVATE_CHANNEL_TYPES, channel_access
 from service.auth import Identity
 from service.channels import last_pin_timestamps
 from service.db import lock_row
 from service.errors import APIError, field_error, limit_reached, not_found
-from service.models import Channel, ChannelRecipient, Member, Relationship, User
+from service.models import Channel, ChannelRecipient, Member, Message, Relationship, User
 from service.users import me, parse_snowflake
 
 MAX_GROUP_DM_RECIPIENTS = 10  # people in one group DM, the owner included
@@ -223,7 +223,8 @@ def remove_recipient(session, identity: Identity, channel_id: str, user_id: str)
                                                               ChannelRecipient.user_id == target_id))
     remaining = [i for i in current if i != target_id]
     events.publish(session, "CHANNEL_DELETE", before, user_ids=(target_id,))
-    if not remaining:
+    if not remaining:  # the last one out: the group DM, its messages and their files go
+        storage.delete_after_commit(session, *attachments.storage_keys_of(session, Message.channel_id == channel.id))
         session.delete(channel)
         session.commit()
         return

@@ -29,7 +29,7 @@ from service.errors import APIError, field_error, limit_reached, not_found
 from service.images import DecodedImage
 from service.models import Emoji, Guild, Member, Sticker, User
 from service.permissions import Permission
-from service.storage import Storage, delete_after_commit, delete_quietly
+from service.storage import PendingFiles, Storage, delete_after_commit
 from service.users import parse_snowflake
 
 MAX_EMOJIS = 50  # static emojis per guild
@@ -169,25 +169,6 @@ def _failure(error: APIError) -> str:
     return "; ".join(e.message for e in error.errors) if error.errors else error.message
 
 
-class _Uploads:
-    """Files written for rows not yet committed; if the block fails, they are removed again."""
-
-    def __init__(self, storage: Storage):
-        self.storage = storage
-        self.keys: list[str] = []
-
-    def put(self, key: str, image: DecodedImage) -> None:
-        self.storage.put(key, image.data, image.content_type)
-        self.keys.append(key)
-
-    def __enter__(self) -> _Uploads:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            delete_quietly(self.storage, *self.keys)
-
-
 # --- Emojis -------------------------------------------------------------------------------
 
 
@@ -212,7 +193,7 @@ def _emoji_counts(session, guild_id: int) -> dict[bool, int]:
     return counts
 
 
-def _add_emoji(rt, session, access: GuildAccess, uploads: _Uploads, counts: dict[bool, int], name: str,
+def _add_emoji(rt, session, access: GuildAccess, uploads: PendingFiles, counts: dict[bool, int], name: str,
                image: DecodedImage, reason: str | None) -> dict:
     if image.animated and counts[True] >= MAX_ANIMATED_EMOJIS:
         raise limit_reached("MAX_ANIMATED_EMOJIS", "animated emojis", MAX_ANIMATED_EMOJIS)
@@ -220,7 +201,7 @@ def _add_emoji(rt, session, access: GuildAccess, uploads: _Uploads, counts: dict
         raise limit_reached("MAX_EMOJIS", "emojis", MAX_EMOJIS)
     emoji = Emoji(id=rt.new_id(), guild_id=access.guild.id, name=name, animated=image.animated,
                   content_type=image.content_type, user_id=access.user_id)
-    uploads.put(emoji_key(emoji.id), image)
+    uploads.put(emoji_key(emoji.id), image.data, image.content_type)
     session.add(emoji)
     counts[image.animated] += 1
     audit.record(rt, session, access.guild.id, access.user_id, Action.EMOJI_CREATE, emoji.id, reason=reason,
@@ -239,7 +220,7 @@ def create_emoji(rt, session, identity: Identity, guild_id: str, body: dict, rea
     _require_create(access)
     name = _emoji_name(body["name"], "name")
     image = _emoji_image(body["image"], "image")
-    with _Uploads(rt.storage) as uploads:
+    with PendingFiles(rt.storage) as uploads:
         data = _add_emoji(rt, session, access, uploads, _emoji_counts(session, access.guild.id), name, image, reason)
         _publish_emojis(session, access.guild.id)
         session.commit()
@@ -252,7 +233,7 @@ def bulk_create_emojis(rt, session, identity: Identity, guild_id: str, body: dic
     _require_create(access)
     counts = _emoji_counts(session, access.guild.id)
     success, failed = [], []
-    with _Uploads(rt.storage) as uploads:
+    with PendingFiles(rt.storage) as uploads:
         for index, item in enumerate(body["emojis"]):
             try:
                 name = _emoji_name(item.get("name"), f"emojis.{index}.name")
@@ -273,7 +254,7 @@ def clone_emoji(rt, session, identity: Identity, guild_id: str, body: dict, reas
                            CLONE_EMOJI_DISABLED)
     image = _stored_image(rt.storage, emoji_key(source.id), "source_emoji_id", "UNKNOWN_EMOJI", "emoji",
                           EMOJI_MAX_DIMENSION)
-    with _Uploads(rt.storage) as uploads:
+    with PendingFiles(rt.storage) as uploads:
         data = _add_emoji(rt, session, access, uploads, _emoji_counts(session, access.guild.id), source.name, image,
                           reason)
         _publish_emojis(session, access.guild.id)
@@ -350,14 +331,14 @@ def _sticker_fields(sticker: Sticker) -> dict:
     return {"name": sticker.name, "description": sticker.description, "tags": list(sticker.tags or [])}
 
 
-def _add_sticker(rt, session, access: GuildAccess, uploads: _Uploads, count: list[int], fields: dict,
+def _add_sticker(rt, session, access: GuildAccess, uploads: PendingFiles, count: list[int], fields: dict,
                  image: DecodedImage, reason: str | None) -> dict:
     if count[0] >= MAX_STICKERS:
         raise limit_reached("MAX_STICKERS", "stickers", MAX_STICKERS)
     sticker = Sticker(id=rt.new_id(), guild_id=access.guild.id, name=fields["name"], description=fields["description"],
                       tags=fields["tags"], animated=image.animated, content_type=image.content_type,
                       user_id=access.user_id)
-    uploads.put(sticker_key(sticker.id), image)
+    uploads.put(sticker_key(sticker.id), image.data, image.content_type)
     session.add(sticker)
     count[0] += 1
     audit.record(rt, session, access.guild.id, access.user_id, Action.STICKER_CREATE, sticker.id, reason=reason,
@@ -387,7 +368,7 @@ def create_sticker(rt, session, identity: Identity, guild_id: str, body: dict, r
     _require_create(access)
     fields = _new_sticker_fields(body, "")
     image = _sticker_image(body["image"], "image")
-    with _Uploads(rt.storage) as uploads:
+    with PendingFiles(rt.storage) as uploads:
         data = _add_sticker(rt, session, access, uploads, _sticker_count(session, access.guild.id), fields, image,
                             reason)
         _publish_stickers(session, access.guild.id)
@@ -400,7 +381,7 @@ def bulk_create_stickers(rt, session, identity: Identity, guild_id: str, body: d
     _require_create(access)
     count = _sticker_count(session, access.guild.id)
     success, failed = [], []
-    with _Uploads(rt.storage) as uploads:
+    with PendingFiles(rt.storage) as uploads:
         for index, item in enumerate(body["stickers"]):
             try:
                 fields = _new_sticker_fields(item, f"stickers.{index}.")
@@ -421,7 +402,7 @@ def clone_sticker(rt, session, identity: Identity, guild_id: str, body: dict, re
                            CLONE_STICKER_DISABLED)
     image = _stored_image(rt.storage, sticker_key(source.id), "source_sticker_id", "UNKNOWN_STICKER", "sticker",
                           STICKER_MAX_DIMENSION)
-    with _Uploads(rt.storage) as uploads:
+    with PendingFiles(rt.storage) as uploads:
         data = _add_sticker(rt, session, access, uploads, _sticker_count(session, access.guild.id),
                             _sticker_fields(source), image, reason)
         _publish_stickers(session, access.guild.id)

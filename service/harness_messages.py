@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, insert, select, update
 
+from service import attachments, storage
 from service.errors import FieldError, invalid_form, not_found
 from service.models import Channel, Message, User, utcnow
 from service.snowflake import FLUXER_EPOCH_MS, SEQUENCE_BITS, TIMESTAMP_SHIFT, snowflake_time
@@ -105,6 +106,7 @@ def seed(session, body: dict) -> dict:
     before = channel.last_message_id
     try:
         if body.get("clear_existing"):
+            storage.delete_after_commit(session, *attachments.storage_keys_of(session, Message.channel_id == channel.id))
             session.execute(delete(Message).where(Message.channel_id == channel.id))
         taken = set(session.scalars(select(Message.id).where(Message.id.in_(list(seen))))) if seen else set()
         if taken:
@@ -138,6 +140,7 @@ def seed(session, body: dict) -> dict:
 
 def clear(session, channel_id: str) -> dict:
     channel = _channel(session, channel_id)
+    storage.delete_after_commit(session, *attachments.storage_keys_of(session, Message.channel_id == channel.id))
     session.execute(delete(Message).where(Message.channel_id == channel.id))
     session.execute(update(Channel).where(Channel.id == channel.id).values(last_message_id=None))
     session.commit()

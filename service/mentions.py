@@ -96,8 +96,8 @@ def _dismiss(session, user_id: int, message_ids: list[int]) -> list[int]:
 def mark_read(session, identity: Identity, body: dict) -> None:
     """Ids that are not mentions of the caller are passed over, as a bulk acknowledgement does."""
     ids = [int(m) for m in body["message_ids"] if 0 <= int(m) <= MAX_SNOWFLAKE]
-    if ids:
-        _dismiss(session, identity.user_id, ids)
+    for message_id in _dismiss(session, identity.user_id, ids) if ids else ():  # each device drops it, as on remove
+        events.publish(session, "RECENT_MENTION_DELETE", {"message_id": str(message_id)}, user_ids=(identity.user_id,))
     session.commit()
 
 

@@ -28,7 +28,7 @@ from service.models import Attachment, Channel, Member, Message, Reaction, Role,
 from service.permissions import Permission
 from service.snowflake import snowflake_from_time, snowflake_time
 from service.storage import PendingFiles, delete_after_commit
-from service.users import cursor, me, parse_snowflake
+from service.users import MAX_SNOWFLAKE, cursor, me, parse_snowflake
 
 MAX_CONTENT = 2000
 MAX_BOT_CONTENT = 4000
@@ -46,7 +46,8 @@ EVERYONE_MENTION = re.compile(r"@(everyone|here)\b")
 # --- Reading --------------------------------------------------------------------------------
 
 
-def _readable(session, identity: Identity, channel_id: str) -> ChannelAccess:
+def readable(session, identity: Identity, channel_id: str) -> ChannelAccess:
+    """The caller's access to a channel whose history they may read (403 otherwise)."""
     access = channel_access(session, identity, channel_id, allow_private=True)
     access.require(Permission.READ_MESSAGE_HISTORY)
     return access
@@ -178,7 +179,7 @@ def list_messages(session, identity: Identity, channel_id: str, *, limit: int, b
                   after: str | None, around: str | None) -> list[dict]:
     if sum(value is not None for value in (before, after, around)) > 1:
         raise field_error("before", "INVALID_QUERY", "Send at most one of before, after and around")
-    access = _readable(session, identity, channel_id)
+    access = readable(session, identity, channel_id)
     channel = access.channel.id
     if around is not None:  # the message itself and those on either side, newest first
         pivot = cursor(around)
@@ -196,11 +197,16 @@ def list_messages(session, identity: Identity, channel_id: str, *, limit: int, b
 
 
 def get(session, identity: Identity, channel_id: str, message_id: str) -> dict:
-    access = _readable(session, identity, channel_id)
+    access = readable(session, identity, channel_id)
     return dump(session, message_in(session, access, message_id), identity.user_id)
 
 
 # --- Sending --------------------------------------------------------------------------------
+
+
+def _mentioned_ids(pattern: re.Pattern, content: str) -> list[int]:
+    """The distinct ids ``pattern`` finds, in order; digits beyond any snowflake mention nobody."""
+    return [i for i in dict.fromkeys(int(found) for found in pattern.findall(content)) if i <= MAX_SNOWFLAKE]
 
 
 def _mentions(session, access: ChannelAccess, content: str, allowed: dict | None,
@@ -210,16 +216,14 @@ def _mentions(session, access: ChannelAccess, content: str, allowed: dict | None
     parse = set(allowed.get("parse", [])) if allowed is not None else {"users", "roles", "everyone"}
     allowed_users = {int(u) for u in (allowed or {}).get("users", [])}
     allowed_roles = {int(r) for r in (allowed or {}).get("roles", [])}
-    users = [int(u) for u in USER_MENTION.findall(content)]
-    users = [u for u in dict.fromkeys(users) if "users" in parse or u in allowed_users]
+    users = [u for u in _mentioned_ids(USER_MENTION, content) if "users" in parse or u in allowed_users]
     if reply_author is not None and (allowed is None or allowed.get("replied_user", True)):
         users.append(reply_author)
     if users:  # only people who can see the channel: a guild's members, a DM's recipients
         present = set(access.recipient_ids) if access.is_private else set(session.scalars(
             select(Member.user_id).where(Member.guild_id == guild_id, Member.user_id.in_(users))))
         users = [u for u in dict.fromkeys(users) if u in present]
-    roles = [int(r) for r in dict.fromkeys(ROLE_MENTION.findall(content))]
-    roles = [r for r in roles if "roles" in parse or r in allowed_roles]
+    roles = [r for r in _mentioned_ids(ROLE_MENTION, content) if "roles" in parse or r in allowed_roles]
     if roles:
         can_ping_all = access.has(Permission.MENTION_EVERYONE)
         rows = session.execute(select(Role.id, Role.mentionable).where(Role.guild_id == guild_id, Role.id.in_(roles)))
@@ -320,7 +324,12 @@ def send(rt, session, identity: Identity, channel_id: str, body: dict, uploads: 
     if not content.strip() and not embeds and not sticker_ids and not uploads:
         raise APIError(400, "CANNOT_SEND_EMPTY_MESSAGE", "Cannot send an empty message")
     nonce = None if body.get("nonce") is None else str(body["nonce"])
-    if nonce is not None and body.get("enforce_nonce"):
+    enforce_nonce = nonce is not None and bool(body.get("enforce_nonce"))
+    # The nonce and slowmode checks run under the channel's lock (taken with the id), so two racing
+    # sends cannot both pass them; otherwise the lock waits until the files are stored.
+    message_id = new_message_id(rt, session, access.channel.id) \
+        if enforce_nonce or (access.channel.rate_limit_per_user and not _bypasses_slowmode(access)) else None
+    if enforce_nonce:
         earlier = session.scalar(select(Message).where(Message.channel_id == access.channel.id,
                                                        Message.author_id == author.id, Message.nonce == nonce)
                                  .order_by(Message.id).limit(1))
@@ -337,10 +346,11 @@ def send(rt, session, identity: Identity, channel_id: str, body: dict, uploads: 
         reply_author = reference.author_id
     users, roles, everyone = _mentions(session, access, content, body.get("allowed_mentions"), reply_author)
     with PendingFiles(rt.storage) as pending:  # stored files are removed again unless the message commits
-        # Files are read, checked and stored before the message takes the channel's lock, not while holding it.
+        # Files are read, checked and stored before the message takes the channel's lock where it can.
         described = body.get("attachments") or []
         files = store_files(rt, pending, access.channel.id, uploads, described) if uploads or described else []
-        message_id = new_message_id(rt, session, access.channel.id)
+        if message_id is None:
+            message_id = new_message_id(rt, session, access.channel.id)
         message = Message(
             id=message_id, channel_id=access.channel.id, guild_id=access.channel.guild_id, author_id=author.id,
             type=REPLY_TYPE if reference else DEFAULT_TYPE, content=content,
@@ -433,6 +443,7 @@ def delete_attachment(rt, session, identity: Identity, channel_id: str, message_
     attachment = session.get(Attachment, parse_snowflake(attachment_id, "attachment", "NOT_FOUND"))
     if attachment is None or attachment.message_id != message.id:
         raise not_found("NOT_FOUND", "attachment")
+    lock_row(session, Message, message.id)  # two deletes racing for the last two files must not both pass
     others = session.scalar(select(func.count()).select_from(Attachment)
                             .where(Attachment.message_id == message.id, Attachment.id != attachment.id))
     if not others and not message.content.strip() and not message.embeds and not message.sticker_ids:
@@ -469,8 +480,9 @@ def bulk_delete(rt, session, identity: Identity, channel_id: str, body: dict, re
 def delete_in_channel(session, channel_id: int, guild_id: int | None, ids: list[int]) -> None:
     """Delete these messages of one channel and announce them in one MESSAGE_DELETE_BULK (on commit),
     and in CHANNEL_PINS_UPDATE when pinned ones were among them."""
-    delete_after_commit(session, *storage_keys_of(session, id_in(session, Message.id, ids)))
-    pinned_at = session.execute(delete(Message).where(Message.id.in_(ids)).returning(Message.pinned_at)).scalars().all()
+    these = id_in(session, Message.id, ids)
+    delete_after_commit(session, *storage_keys_of(session, these))
+    pinned_at = session.execute(delete(Message).where(these).returning(Message.pinned_at)).scalars().all()
     events.publish(session, "MESSAGE_DELETE_BULK",
                    {"ids": [str(i) for i in sorted(ids)], "channel_id": str(channel_id),
                     "guild_id": serializers.iso_id(guild_id)},

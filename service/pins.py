@@ -106,7 +106,10 @@ def _parse_before(value: str | None) -> datetime | None:
     except ValueError:
         raise field_error("before", "BASE_TYPE_INVALID_FORMAT", "Not an ISO 8601 date-time") from None
     # Compared as stored (UTC): an offset elsewhere would compare wall clocks, not instants.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # an offset that moves the year before 1 or after 9999
+        raise field_error("before", "BASE_TYPE_INVALID_FORMAT", "Out of the range of dates") from None
 
 
 def list_pins(session, identity: Identity, channel_id: str, *, limit: int = DEFAULT_LIMIT,

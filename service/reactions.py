@@ -24,7 +24,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from service import events, messages, serializers
-from service.access import ChannelAccess, channel_access, missing_permissions, timed_out
+from service.access import ChannelAccess, missing_permissions, timed_out
 from service.auth import Identity
 from service.errors import APIError, field_error, limit_reached
 from service.models import Emoji, Message, Reaction, User, utcnow
@@ -116,12 +116,6 @@ def event_emoji(key: str, animated: bool | None = None) -> dict:
 # --- Shared steps -------------------------------------------------------------------------
 
 
-def _readable(session, identity: Identity, channel_id: str) -> ChannelAccess:
-    access = channel_access(session, identity, channel_id, allow_private=True)
-    access.require(Permission.READ_MESSAGE_HISTORY)
-    return access
-
-
 def _base_payload(message: Message) -> dict:
     return {"channel_id": str(message.channel_id), "message_id": str(message.id),
             "guild_id": serializers.iso_id(message.guild_id)}
@@ -150,7 +144,7 @@ def _new_custom_key(session, access: ChannelAccess, parsed: ParsedEmoji) -> tupl
 
 def add(session, identity: Identity, channel_id: str, message_id: str, raw_emoji: str,
         session_id: str | None = None) -> None:
-    access = _readable(session, identity, channel_id)
+    access = messages.readable(session, identity, channel_id)
     message = messages.message_in(session, access, message_id)
     if access.guild is not None and timed_out(access.guild.member) and not access.guild.is_admin:
         raise APIError(403, "COMMUNICATION_DISABLED", "You are timed out in this guild")
@@ -215,14 +209,14 @@ def _remove_user_reaction(session, message: Message, parsed: ParsedEmoji | None,
 
 def remove_own(session, identity: Identity, channel_id: str, message_id: str, raw_emoji: str,
                session_id: str | None = None) -> None:
-    access = _readable(session, identity, channel_id)
+    access = messages.readable(session, identity, channel_id)
     message = messages.message_in(session, access, message_id)
     _remove_user_reaction(session, message, parse(raw_emoji, strict=False), identity.user_id, session_id)
 
 
 def remove_user(session, identity: Identity, channel_id: str, message_id: str, raw_emoji: str, target_id: str,
                 session_id: str | None = None) -> None:
-    access = _readable(session, identity, channel_id)
+    access = messages.readable(session, identity, channel_id)
     target = parse_snowflake(target_id, "user", "UNKNOWN_USER")
     if target != identity.user_id:
         _require_manage(access)
@@ -231,7 +225,7 @@ def remove_user(session, identity: Identity, channel_id: str, message_id: str, r
 
 
 def remove_emoji(session, identity: Identity, channel_id: str, message_id: str, raw_emoji: str) -> None:
-    access = _readable(session, identity, channel_id)
+    access = messages.readable(session, identity, channel_id)
     _require_manage(access)
     message = messages.message_in(session, access, message_id)
     parsed = parse(raw_emoji, strict=False)
@@ -244,7 +238,7 @@ def remove_emoji(session, identity: Identity, channel_id: str, message_id: str, 
 
 
 def remove_all(session, identity: Identity, channel_id: str, message_id: str) -> None:
-    access = _readable(session, identity, channel_id)
+    access = messages.readable(session, identity, channel_id)
     _require_manage(access)
     message = messages.message_in(session, access, message_id)
     removed = session.execute(delete(Reaction).where(Reaction.message_id == message.id)).rowcount
@@ -259,7 +253,7 @@ def remove_all(session, identity: Identity, channel_id: str, message_id: str) ->
 
 def _users_page(session, identity: Identity, channel_id: str, message_id: str, raw_emoji: str, limit: int,
                 after: str | None) -> tuple[list[dict], bool]:
-    access = _readable(session, identity, channel_id)
+    access = messages.readable(session, identity, channel_id)
     message = messages.message_in(session, access, message_id)
     parsed = parse(raw_emoji, strict=False)
     key = _existing_key(session, message.id, parsed) if parsed is not None else None

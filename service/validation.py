@@ -176,6 +176,14 @@ class AllErrorsParameterValidator(ParameterValidator):
             raise invalid_form(errors)
 
 
+FORM_JSON_KEY = "fluxer.form_json"
+
+
+def validated_form_json(environ: dict) -> dict:
+    """The JSON parts of this request's multipart body as the validator decoded and checked them."""
+    return environ["asgi.scope"].get(FORM_JSON_KEY, {})
+
+
 def _malformed_multipart(detail: str) -> APIError:
     return APIError(400, "BAD_REQUEST", f"Malformed multipart body: {detail}")
 
@@ -216,6 +224,8 @@ class _FormParts:
         except UnicodeDecodeError:
             raise _malformed_multipart("a part's headers are not UTF-8") from None
         if self._header_name.lower() == b"content-disposition":
+            if self._disposition:  # parsers disagree on which one counts: accept neither
+                raise _malformed_multipart("a part has two Content-Disposition headers")
             self._disposition = self._header_value
         self._header_name = self._header_value = b""
 
@@ -242,7 +252,10 @@ class _FormParts:
 
     def on_part_end(self) -> None:
         if self._kept is not None:
-            self.json_parts[self._name.decode()] = bytes(self._kept)
+            name = self._name.decode()
+            if name in self.json_parts:
+                raise invalid_form([FieldError(name, "BASE_TYPE_INVALID", "Send this part once")])
+            self.json_parts[name] = bytes(self._kept)
 
     def on_end(self) -> None:
         self.ended = True
@@ -278,9 +291,10 @@ class MultipartBodyValidator(AbstractRequestBodyValidator):
                 more_body = message.get("more_body", False)
             if not parts.ended:
                 raise _malformed_multipart("it ends before its closing boundary")
+            decoded = {}
             for name, raw in parts.json_parts.items():
-                errors = _field_errors(compiled(properties[name], Draft4RequestValidator)
-                                       .iter_errors(decode_json(raw, "utf-8", f"Form field {name}")))
+                decoded[name] = decode_json(raw, "utf-8", f"Form field {name}")
+                errors = _field_errors(compiled(properties[name], Draft4RequestValidator).iter_errors(decoded[name]))
                 if errors:
                     raise invalid_form(errors)
         except FormParserError:
@@ -292,7 +306,8 @@ class MultipartBodyValidator(AbstractRequestBodyValidator):
         length = spool.tell()
         spool.seek(0)
         headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-length", b"transfer-encoding")]
-        scope = {**scope, "headers": [*headers, (b"content-length", str(length).encode())]}
+        # The handler takes the JSON parts from here (validated_form_json), never from a second parse.
+        scope = {**scope, "headers": [*headers, (b"content-length", str(length).encode())], FORM_JSON_KEY: decoded}
         return _replay(spool, length, receive), scope
 
 

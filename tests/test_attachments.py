@@ -402,3 +402,33 @@ def test_payload_json_with_every_kind_of_field(client, guild_channel):
     body = response.json()
     assert body["referenced_message"]["id"] == first["id"]
     assert body["attachments"][0]["description"] == "notes"
+
+
+@pytest.mark.parametrize("parts", [
+    # Two payload_json parts: one parser would keep the first, another the last.
+    (b'--b0undary\r\nContent-Disposition: form-data; name="payload_json"\r\n\r\n{"content": "checked"}\r\n'
+     b'--b0undary\r\nContent-Disposition: form-data; name="payload_json"\r\n\r\n{"content": {"x": 1}}\r\n'
+     b"--b0undary--\r\n"),
+    # Two Content-Disposition headers on one part: a file to one parser, payload_json to the other.
+    (b'--b0undary\r\nContent-Disposition: form-data; name="payload_json"\r\n'
+     b'Content-Disposition: form-data; name="files[0]"; filename="a.txt"\r\n\r\n{"content": ["zz"]}\r\n'
+     b"--b0undary--\r\n"),
+])
+def test_ambiguous_multipart_is_refused_not_half_validated(client, guild_channel, parts):
+    owner, _guild, channel = guild_channel
+    response = _raw_multipart(client, owner, channel, parts)
+    assert response.status_code == 400, response.text
+    assert client.get(f"/v1/channels/{channel}/messages", headers=owner.auth).json() == []
+
+
+def test_the_last_to_leave_a_group_dm_takes_its_files(client, app, register):
+    from tests.test_dms import _befriend, _group, _recipient_url
+
+    alice, bob = register(), register()
+    _befriend(client, alice, bob)
+    group = _group(client, alice, bob).json()["id"]
+    sent = _send(client, bob, group, [("files[0]", "group.txt", b"for the group")]).json()
+    assert client.delete(_recipient_url(group, bob), headers=bob.auth).status_code == 204
+    assert _stored(app, group, sent["attachments"][0]) == b"for the group"  # alice is still there
+    assert client.delete(_recipient_url(group, alice), headers=alice.auth).status_code == 204
+    assert _stored(app, group, sent["attachments"][0]) is None

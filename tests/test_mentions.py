@@ -169,6 +169,8 @@ def test_removing_mentions_from_the_inbox(client, register, make_guild, add_memb
     read = client.post(f"{MENTIONS}/read", json={"message_ids": [ids[1], everyone, unrelated]}, headers=member.auth)
     assert read.status_code == 204
     assert _inbox(client, member) == [ids[2]]
+    announced = [e.data["message_id"] for e in published if e.name == "RECENT_MENTION_DELETE"][1:]
+    assert sorted(announced) == sorted([ids[1], everyone])  # what left the inbox, not the unrelated id
     assert _inbox(client, other) == [everyone]  # one reader's inbox is theirs alone
     empty = client.post(f"{MENTIONS}/read", json={"message_ids": []}, headers=member.auth)
     assert empty.status_code == 400

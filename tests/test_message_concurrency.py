@@ -113,3 +113,39 @@ def test_concurrent_senders_in_one_channel(app, client, register, make_guild, ad
     # read, so following with ``after`` saw everything, once, in order.
     assert followed == stored_ids
     assert client.get(f"/v1/channels/{channel}", headers=owner.auth).json()["last_message_id"] == str(stored_ids[-1])
+
+
+def test_racing_retries_with_one_enforced_nonce_store_one_message(app, register, make_guild):
+    # A client retrying a send (same nonce, enforce_nonce) from several connections at once gets one
+    # message back every time: the check runs under the channel's lock, not before it.
+    owner = register()
+    channel = make_guild(owner)["system_channel_id"]
+    rt = app.runtime
+    tries = 6
+    start = threading.Barrier(tries, timeout=30)
+    answers: list[str] = []
+    errors: list[BaseException] = []
+
+    def retry() -> None:
+        try:
+            start.wait()
+            body = {"content": "only once", "nonce": "retry-1", "enforce_nonce": True}
+            answers.append(messages.send(rt, rt.db.session, Identity(int(owner.user_id), "session"), channel, body)["id"])
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            rt.db.remove()
+
+    threads = [threading.Thread(target=retry) for _ in range(tries)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(answers) == tries and len(set(answers)) == 1
+    session = rt.db.session
+    try:
+        stored = session.scalar(select(func.count()).select_from(Message).where(Message.channel_id == int(channel)))
+    finally:
+        rt.db.remove()
+    assert stored == 1

@@ -190,3 +190,15 @@ def test_strangers_and_hidden_channels(client, register, make_guild, add_member)
     blind = client.get(f"/v1/channels/{channel}/messages", headers=member.auth)
     assert blind.status_code == 403 and "secret" not in blind.text
     assert client.post(f"/v1/channels/{channel}/typing", headers=member.auth).status_code == 204
+
+
+def test_mentions_of_ids_beyond_any_snowflake_mention_nobody(client, register, make_guild):
+    owner = register()
+    general = _general(make_guild(owner))
+    content = f"<@99999999999999999999> <@&18446744073709551616> <@{owner.user_id}>"
+    plain = _send(client, owner, general, content="x").json()["id"]
+    edited = client.patch(f"/v1/channels/{general}/messages/{plain}", json={"content": content}, headers=owner.auth)
+    for response in (_send(client, owner, general, content=content), edited):
+        assert response.status_code == 200, response.text
+        assert [u["id"] for u in response.json()["mentions"]] == [owner.user_id]
+        assert response.json()["mention_roles"] == []

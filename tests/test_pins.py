@@ -145,6 +145,9 @@ def test_pins_list_newest_pin_first_and_pages(client, register, make_guild):
     rest = _pins(client, owner, channel, f"?limit=2&before={cursor}")
     assert [i["message"]["id"] for i in rest["items"]] == [c] and rest["has_more"] is False
     assert client.get(f"/v1/channels/{channel}/messages/pins?before=yesterday", headers=owner.auth).status_code == 400
+    too_early = client.get(f"/v1/channels/{channel}/messages/pins", params={"before": "0001-01-01T00:00:00+05:00"},
+                           headers=owner.auth)
+    assert too_early.status_code == 400 and too_early.json()["code"] == "INVALID_FORM_BODY"
     assert client.get(f"/v1/channels/{channel}/messages/pins?limit=51", headers=owner.auth).status_code == 400
     assert _pins(client, owner, channel, "?before=2000-01-01T00:00:00Z") == {"items": [], "has_more": False}
 
