@@ -46,6 +46,9 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+_ID_ARRAY = ARRAY(BigInteger)  # one type object: a new one per call costs a cache-key computation each time
+
+
 def id_in(session, column, ids):
     """``column IN ids`` for a batch of integer ids.
 
@@ -53,7 +56,7 @@ def id_in(session, column, ids):
     so psycopg and the server reuse its parse, where ``IN (...)`` renders a new text per count.
     """
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
+        return column == any_(bindparam(None, list(ids), type_=_ID_ARRAY))
     return column.in_(ids)
 
 
