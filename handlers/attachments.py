@@ -18,9 +18,10 @@ def delete_message_attachment(channel_id, message_id, attachment_id, token_info)
     return None, 204
 
 
-def get_attachment(channel_id, attachment_id, filename, signature):
+def get_attachment(channel_id, attachment_id, filename, expires, signature):
     rt = current()
-    attachment, stream = attachments.open_stored(rt, rt.db.session, channel_id, attachment_id, filename, signature)
+    attachment, stream = attachments.open_stored(rt, rt.db.session, channel_id, attachment_id, filename, expires,
+                                                 signature)
     response = flask.send_file(stream, mimetype=attachment.content_type, download_name=attachment.filename,
                                as_attachment=not attachments.shows_inline(attachment.content_type),
                                conditional=False, etag=False, max_age=MEDIA_MAX_AGE)

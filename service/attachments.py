@@ -27,6 +27,7 @@ from __future__ import annotations
 import codecs
 import hmac
 import re
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ MAX_FILENAME_LENGTH = 255  # the column's size
 MAX_KEPT_EXTENSION = 16  # a shortened filename keeps an extension up to this long
 IS_SPOILER, IS_ANIMATED = 1 << 3, 1 << 5
 SPOILER_PREFIX = "SPOILER_"
+URL_EXPIRY_STEP = 3600  # seconds: media URL expiries are whole hours
 FILE_FIELD = re.compile(r"^files\[(0|[1-9][0-9]{0,8})\]$")
 # POST /channels/{channel_id}/messages (send_message), after the edge's /v1 alias.
 UPLOAD_PATH = re.compile(rf"^{API_PREFIX}/channels/[^/]+/messages/?$")
@@ -237,16 +239,24 @@ def store_files(rt, pending: PendingFiles, channel_id: int, uploads: Sequence[Up
 # --- Serving --------------------------------------------------------------------------------
 
 
-def url_signature(settings: Settings, channel_id: int | str, attachment_id: int | str) -> str:
+def url_signature(settings: Settings, channel_id: int | str, attachment_id: int | str, expires: int | str) -> str:
     """What a media URL must carry to be served: not derivable from the ids without the server's secret."""
-    return keyed_hash(settings.secret_key, f"attachment:{channel_id}:{attachment_id}")[:32]
+    return keyed_hash(settings.secret_key, f"attachment:{channel_id}:{attachment_id}:{expires}")[:32]
+
+
+def url_expiry(settings: Settings, now: float | None = None) -> int:
+    """When URLs handed out now stop working: at least the TTL away, rounded up to the hour, so a
+    file's URL stays the same for an hour at a time and caches can keep it."""
+    earliest = int(time.time() if now is None else now) + settings.media_url_ttl_seconds
+    return -(-earliest // URL_EXPIRY_STEP) * URL_EXPIRY_STEP
 
 
 def attachment_json(row: Attachment, channel_id: int) -> dict:
-    """An attachment as messages show it, with the URL that serves it."""
+    """An attachment as messages show it, with the URL that serves it (until ``expires``)."""
     settings = current().settings
+    expires = url_expiry(settings)
     url = (f"{settings.media_url.rstrip('/')}/attachments/{channel_id}/{row.id}/{quote(row.filename, safe='')}"
-           f"?signature={url_signature(settings, channel_id, row.id)}")
+           f"?expires={expires}&signature={url_signature(settings, channel_id, row.id, expires)}")
     return {**serializers.dump_attachment(row), "url": url, "proxy_url": url}
 
 
@@ -255,15 +265,17 @@ def shows_inline(content_type: str) -> bool:
     return content_type.startswith(("image/", "video/", "audio/", "text/plain"))
 
 
-def open_stored(rt, session, channel_id: str, attachment_id: str, filename: str,
+def open_stored(rt, session, channel_id: str, attachment_id: str, filename: str, expires: int,
                 signature: str) -> tuple[Attachment, BinaryIO]:
     """The attachment a media URL names and a stream of its bytes.
 
-    Anything short of an exact match (signature, channel, filename, a stored file) is 404, so
-    a URL tells a stranger nothing that its signature did not already prove.
+    Anything short of an exact match (signature, expiry still ahead, channel, filename, a stored
+    file) is 404, so a URL tells a stranger nothing that its signature did not already prove, and
+    someone who lost access to the channel keeps a URL only until it expires.
     """
     unknown = not_found("NOT_FOUND", "attachment")
-    if not hmac.compare_digest(signature.encode(), url_signature(rt.settings, channel_id, attachment_id).encode()):
+    expected = url_signature(rt.settings, channel_id, attachment_id, expires)
+    if not hmac.compare_digest(signature.encode(), expected.encode()) or expires <= time.time():
         raise unknown
     channel = parse_snowflake(channel_id, "attachment", "NOT_FOUND")
     row = session.scalar(select(Attachment).join(Message, Message.id == Attachment.message_id)

@@ -39,6 +39,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_attachment_bytes: int = 25 * 1024 * 1024  # one file sent with a message
     max_attachments_total_bytes: int = 50 * 1024 * 1024  # all files of one message together
+    media_url_ttl_seconds: int = 24 * 3600  # how long an attachment URL handed out keeps working
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_user: str | None = None
@@ -117,6 +118,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
                                       default=defaults.max_attachment_bytes)),
         max_attachments_total_bytes=int(pick("MAX_ATTACHMENTS_TOTAL_BYTES", "max_attachments_total_bytes",
                                              default=defaults.max_attachments_total_bytes)),
+        media_url_ttl_seconds=int(pick("MEDIA_URL_TTL_SECONDS", "media_url_ttl_seconds",
+                                       default=defaults.media_url_ttl_seconds)),
         smtp_host=pick("SMTP_HOST", "smtp_host") or None,
         smtp_port=int(pick("SMTP_PORT", "smtp_port", default=defaults.smtp_port)),
         smtp_user=pick("SMTP_USER", "smtp_user") or None,

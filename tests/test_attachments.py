@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from PIL import Image
@@ -289,15 +290,34 @@ def test_deleting_messages_deletes_their_files(client, app, guild_channel):
 def test_media_urls_must_match_exactly(client, guild_channel, register, make_guild):
     owner, _guild, channel = guild_channel
     attachment = _send(client, owner, channel, [("files[0]", "a.txt", b"secret")]).json()["attachments"][0]
-    path, signature = _path(attachment["url"]).split("?signature=")
-    assert client.get(f"{path}?signature={signature}").status_code == 200
-    assert client.get(f"/v1{path}?signature={signature}").status_code == 200  # /media is the alias of /v1/media
+    path = urlsplit(attachment["url"]).path
+    query = parse_qs(urlsplit(attachment["url"]).query)
+    expires, signature = query["expires"][0], query["signature"][0]
+    assert int(expires) >= time.time() + 24 * 3600 - 1 and int(expires) % 3600 == 0  # a day on, whole hours
+    assert client.get(f"{path}?expires={expires}&signature={signature}").status_code == 200
+    assert client.get(f"/v1{path}?expires={expires}&signature={signature}").status_code == 200  # the /v1 alias
     other_channel = make_guild(register())["system_channel_id"]
-    for wrong in (f"{path}?signature={'0' * 32}", path.replace("a.txt", "b.txt") + f"?signature={signature}",
-                  path.replace(channel, other_channel) + f"?signature={signature}"):
+    for wrong in (f"{path}?expires={expires}&signature={'0' * 32}",
+                  f"{path}?expires={int(expires) + 3600}&signature={signature}",  # a later expiry is not signed
+                  path.replace("a.txt", "b.txt") + f"?expires={expires}&signature={signature}",
+                  path.replace(channel, other_channel) + f"?expires={expires}&signature={signature}"):
         response = client.get(wrong)
         assert response.status_code == 404 and response.json()["code"] == "NOT_FOUND", wrong
-    assert client.get(path).status_code == 400  # no signature at all
+    assert client.get(f"{path}?expires={expires}").status_code == 400  # no signature at all
+
+
+def test_media_urls_stop_working_when_they_expire(client, app, guild_channel):
+    owner, _guild, channel = guild_channel
+    message = _send(client, owner, channel, [("files[0]", "old.txt", b"old news")]).json()
+    attachment = message["attachments"][0]
+    settings = app.runtime.settings
+    expired = int(time.time()) - 1
+    signature = attachments.url_signature(settings, channel, attachment["id"], expired)  # correctly signed, but past
+    path = urlsplit(attachment["url"]).path
+    assert client.get(f"{path}?expires={expired}&signature={signature}").status_code == 404
+    # Reading the message again hands out a URL that works.
+    fresh = client.get(f"/v1/channels/{channel}/messages/{message['id']}", headers=owner.auth).json()
+    assert client.get(_path(fresh["attachments"][0]["url"])).content == b"old news"
 
 
 @pytest.mark.parametrize(("body", "message"), [
