@@ -11,6 +11,7 @@ channel. DMs and group DMs (channels without a guild) answer only callers that a
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -157,6 +158,33 @@ def load_member_access(session, guild: Guild, member: Member) -> GuildAccess:
         if held_role_id is not None:
             held.append(role.id)
     return GuildAccess(guild, member, roles, held)
+
+
+def guild_channels_with(session, user_id: int, needed: int, *conditions) -> dict[int, Channel]:
+    """The guild channels matching ``conditions`` (on Channel) in which ``user_id`` holds every bit of
+    ``needed``: for many channels at once, in five queries however many guilds they span."""
+    channels = list(session.scalars(
+        select(Channel).join(Member, and_(Member.guild_id == Channel.guild_id, Member.user_id == user_id))
+        .where(*conditions)))
+    if not channels:
+        return {}
+    guild_ids = list({c.guild_id for c in channels})
+    memberships = session.execute(select(Guild, Member).join(Member, Member.guild_id == Guild.id)
+                                  .where(Guild.id.in_(guild_ids), Member.user_id == user_id)).all()
+    roles: dict[int, dict[int, Role]] = defaultdict(dict)
+    for role in session.scalars(select(Role).where(Role.guild_id.in_(guild_ids))):
+        roles[role.guild_id][role.id] = role
+    held: dict[int, list[int]] = defaultdict(list)
+    for guild_id, role_id in session.execute(select(MemberRole.guild_id, MemberRole.role_id).where(
+            MemberRole.user_id == user_id, MemberRole.guild_id.in_(guild_ids))):
+        held[guild_id].append(role_id)
+    accesses = {guild.id: GuildAccess(guild, member, roles[guild.id], held[guild.id]) for guild, member in memberships}
+    overwrites: dict[int, list[PermissionOverwrite]] = defaultdict(list)
+    for overwrite in session.scalars(select(PermissionOverwrite).where(
+            PermissionOverwrite.channel_id.in_([c.id for c in channels]))):
+        overwrites[overwrite.channel_id].append(overwrite)
+    return {c.id: c for c in channels
+            if accesses[c.guild_id].permissions_under(overwrites[c.id]) & needed == needed}
 
 
 def guild_access(session, identity: Identity, guild_id: str | int) -> GuildAccess:

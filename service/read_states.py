@@ -17,10 +17,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from service import events
-from service.access import GuildAccess, channel_access, load_member_access
+from service.access import channel_access, guild_channels_with
 from service.auth import Identity
 from service.errors import not_found
-from service.models import Channel, ChannelRecipient, Guild, Member, Message, ReadState
+from service.models import Channel, ChannelRecipient, Message, ReadState
 from service.permissions import Permission
 from service.users import MAX_SNOWFLAKE, parse_snowflake
 
@@ -86,20 +86,10 @@ def acknowledge_pins(session, user_id: int, channel_id: int, when: datetime) -> 
 
 
 def _viewable(session, identity: Identity, channel_ids: set[int]) -> set[int]:
-    """Which of these channels the caller can view: DMs and group DMs they are in, and guild
-    channels, loading each guild's access once."""
-    channels = list(session.scalars(select(Channel).where(Channel.id.in_(channel_ids), Channel.guild_id.is_not(None))))
-    guild_ids = {c.guild_id for c in channels}
-    rows = session.execute(select(Guild, Member).join(Member, Member.guild_id == Guild.id)
-                           .where(Guild.id.in_(guild_ids), Member.user_id == identity.user_id)).all() \
-        if guild_ids else []
-    accesses: dict[int, GuildAccess] = {guild.id: load_member_access(session, guild, member) for guild, member in rows}
-    visible = set(session.scalars(select(ChannelRecipient.channel_id).where(
+    """Which of these channels the caller can view: DMs and group DMs they are in, and guild channels."""
+    visible = set(guild_channels_with(session, identity.user_id, Permission.VIEW_CHANNEL, Channel.id.in_(channel_ids)))
+    visible.update(session.scalars(select(ChannelRecipient.channel_id).where(
         ChannelRecipient.user_id == identity.user_id, ChannelRecipient.channel_id.in_(channel_ids))))
-    for channel in channels:
-        access = accesses.get(channel.guild_id)
-        if access is not None and access.channel_permissions(session, channel) & Permission.VIEW_CHANNEL:
-            visible.add(channel.id)
     return visible
 
 

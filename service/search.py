@@ -16,13 +16,12 @@ without stemming: "cat" finds "the cat sat", but neither "concatenate" nor "cats
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from functools import reduce
 
 from sqlalchemy import ColumnElement, bindparam, column, exists, false, func, literal_column, not_, or_, select, table
 
 from service import dms, messages
-from service.access import GuildAccess
+from service.access import guild_channels_with
 from service.auth import Identity
 from service.channels import TEXT
 from service.channels import dump as dump_guild_channel
@@ -31,13 +30,8 @@ from service.models import (
     Attachment,
     Channel,
     ChannelRecipient,
-    Guild,
-    Member,
-    MemberRole,
     Message,
     MessageMention,
-    PermissionOverwrite,
-    Role,
     User,
 )
 from service.permissions import Permission
@@ -68,32 +62,9 @@ def in_channels(channel_column, channel_ids) -> ColumnElement[bool]:
 
 
 def readable_guild_channels(session, user_id: int, guild_id: int | None = None) -> dict[int, Channel]:
-    """The guild text channels whose history ``user_id`` may read (of one guild, or of all theirs).
-
-    Five queries however many guilds: memberships, roles, the member's roles, channels, overwrites.
-    """
-    memberships = select(Guild, Member).join(Member, Member.guild_id == Guild.id).where(Member.user_id == user_id)
-    if guild_id is not None:
-        memberships = memberships.where(Guild.id == guild_id)
-    rows = session.execute(memberships).all()
-    if not rows:
-        return {}
-    guild_ids = [guild.id for guild, _member in rows]
-    roles: dict[int, dict[int, Role]] = defaultdict(dict)
-    for role in session.scalars(select(Role).where(Role.guild_id.in_(guild_ids))):
-        roles[role.guild_id][role.id] = role
-    held: dict[int, list[int]] = defaultdict(list)
-    for member_guild_id, role_id in session.execute(select(MemberRole.guild_id, MemberRole.role_id).where(
-            MemberRole.user_id == user_id, MemberRole.guild_id.in_(guild_ids))):
-        held[member_guild_id].append(role_id)
-    accesses = {guild.id: GuildAccess(guild, member, roles[guild.id], held[guild.id]) for guild, member in rows}
-    is_text_channel = (Channel.guild_id.in_(guild_ids), Channel.type == TEXT)
-    overwrites: dict[int, list[PermissionOverwrite]] = defaultdict(list)
-    for overwrite in session.scalars(select(PermissionOverwrite).join(Channel, Channel.id == PermissionOverwrite.channel_id)
-                                     .where(*is_text_channel)):
-        overwrites[overwrite.channel_id].append(overwrite)
-    return {channel.id: channel for channel in session.scalars(select(Channel).where(*is_text_channel))
-            if accesses[channel.guild_id].permissions_under(overwrites[channel.id]) & READ_HISTORY == READ_HISTORY}
+    """The guild text channels whose history ``user_id`` may read (of one guild, or of all theirs)."""
+    conditions = [Channel.type == TEXT] + ([Channel.guild_id == guild_id] if guild_id is not None else [])
+    return guild_channels_with(session, user_id, READ_HISTORY, *conditions)
 
 
 def private_channels(session, user_id: int) -> dict[int, Channel]:
