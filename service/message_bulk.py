@@ -15,7 +15,7 @@ sent before the call began are in scope, so the loop always ends even while the 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
 
@@ -26,6 +26,7 @@ from service.errors import APIError, FieldError, field_error
 from service.models import Channel, ChannelRecipient, Member, Message, utcnow
 from service.snowflake import snowflake_from_time
 from service.users import MAX_SNOWFLAKE, me
+from service.validation import parse_instant
 
 MAX_FETCH_TOTAL = 250  # messages one bulk read may ask for across all its windows, as upstream
 DELETE_BATCH_SIZE = 100  # messages per transaction (and at most this many ids per MESSAGE_DELETE_BULK)
@@ -103,17 +104,6 @@ def delete_mine_in_guild(rt, session, identity: Identity, guild_id: str, body: d
     delete_authored(session, identity.user_id, Message.guild_id == access.guild.id)
 
 
-def _parse_date(body: dict, key: str) -> datetime | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise field_error(key, "BASE_TYPE_INVALID_FORMAT", "Not an ISO 8601 date-time") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def _guild_ids(body: dict, key: str) -> list[int]:
     """The listed guild ids; one beyond 64 bits names no guild, so it is simply left out."""
     return [number for number in map(int, body.get(key, [])) if number <= MAX_SNOWFLAKE]
@@ -158,7 +148,7 @@ def delete_mine(rt, session, identity: Identity, body: dict) -> None:
                             ("include_dms", "include_dms_closed", "include_group_dms", "include_guilds")):
         raise field_error("include_dms", "BASE_TYPE_INVALID",
                           "Enable at least one of include_dms, include_dms_closed, include_group_dms and include_guilds")
-    start, end = _parse_date(body, "start_date"), _parse_date(body, "end_date")
+    start, end = parse_instant(body.get("start_date"), "start_date"), parse_instant(body.get("end_date"), "end_date")
     if start is not None and end is not None and start >= end:
         raise field_error("end_date", "BASE_TYPE_INVALID", "end_date must be later than start_date")
     _require_sudo(rt, session, identity, body)

@@ -11,17 +11,16 @@ notice would be a message to the other side. ``last_pin_timestamp`` is the newes
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import func, select
 
 from service import audit, channels, events, messages, read_states, serializers
 from service.access import ChannelAccess, channel_access, missing_permissions
 from service.audit import Action
 from service.auth import Identity
-from service.errors import APIError, field_error, limit_reached
+from service.errors import APIError, limit_reached
 from service.models import Channel, Message, utcnow
 from service.permissions import Permission
+from service.validation import parse_instant
 
 MAX_PINS = 50  # per channel
 DEFAULT_LIMIT = 50
@@ -98,25 +97,11 @@ def unpin(rt, session, identity: Identity, channel_id: str, message_id: str, rea
     session.commit()
 
 
-def _parse_before(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise field_error("before", "BASE_TYPE_INVALID_FORMAT", "Not an ISO 8601 date-time") from None
-    # Compared as stored (UTC): an offset elsewhere would compare wall clocks, not instants.
-    try:
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except OverflowError:  # an offset that moves the year before 1 or after 9999
-        raise field_error("before", "BASE_TYPE_INVALID_FORMAT", "Out of the range of dates") from None
-
-
 def list_pins(session, identity: Identity, channel_id: str, *, limit: int = DEFAULT_LIMIT,
               before: str | None = None) -> dict:
     access = channel_access(session, identity, channel_id, allow_private=True)
     access.require(Permission.READ_MESSAGE_HISTORY)
-    moment = _parse_before(before)
+    moment = parse_instant(before, "before")
     query = select(Message).where(Message.channel_id == access.channel.id, Message.pinned_at.is_not(None))
     if moment is not None:
         query = query.where(Message.pinned_at < moment)

@@ -13,6 +13,7 @@ import json
 import tempfile
 import threading
 import typing as t
+from datetime import UTC, datetime
 
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import ExtraParameterProblem
@@ -28,7 +29,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import Headers
 
-from service.errors import APIError, FieldError, invalid_form
+from service.errors import APIError, FieldError, field_error, invalid_form
 
 # jsonschema keyword -> the error code clients see, in Discord's style.
 KEYWORD_CODES = {
@@ -107,6 +108,20 @@ def decode_json(raw: bytes, encoding: str | None, what: str) -> t.Any:
     if "\\u0000" in text and _holds_nul(value):
         raise APIError(400, "BAD_REQUEST", f"{what} contains a NUL character (\\u0000)")
     return value
+
+
+def parse_instant(value: str | None, field: str) -> datetime | None:
+    """An ISO 8601 date-time from a request field, as an aware UTC datetime (no offset means UTC).
+    Unparsable text, or an offset that moves it outside the calendar, is 400 on ``field``."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except ValueError:
+        raise field_error(field, "BASE_TYPE_INVALID_FORMAT", "Not an ISO 8601 date-time") from None
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is before the year 1 in UTC
+        raise field_error(field, "BASE_TYPE_INVALID_FORMAT", "Out of the range of dates") from None
 
 
 def _holds_nul(value: t.Any) -> bool:
