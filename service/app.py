@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> EdgeMiddleware:
     logs.configure()
     document = spec.bundle(include_test_harness=settings.test_harness_enabled)
     db = Database(settings.database_url)
-    bus = events.EventBus()
+    bus = events.RedisEventBus(settings.redis_url, settings.events_channel) if settings.redis_url else events.EventBus()
     events.attach(db.session.session_factory, bus)
     runtime = Runtime(
         settings=settings,

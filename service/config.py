@@ -28,6 +28,7 @@ class Settings:
     env: str = "development"
     database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'fluxer.sqlite3'}"
     redis_url: str | None = None
+    events_channel: str = "fluxer:events"  # the Redis pub/sub channel processes share events on
     secret_key: str = DEV_SECRET
     test_token: str | None = None
     cors_origins: tuple[str, ...] = ALWAYS_ALLOWED_ORIGINS
@@ -103,6 +104,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         env=env,
         database_url=pick("DATABASE_URL", "database_url", default=defaults.database_url),
         redis_url=pick("REDIS_URL", "redis_url") or None,
+        events_channel=pick("EVENTS_CHANNEL", "events_channel", default=defaults.events_channel),
         secret_key=pick("FLUXER_SECRET_KEY", "secret_key", default=DEV_SECRET),
         test_token=pick("FLUXER_TEST_TOKEN", "test_token") or None,
         cors_origins=ALWAYS_ALLOWED_ORIGINS

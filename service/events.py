@@ -4,14 +4,23 @@ An event names its audience the way the gateway will route it: a guild (every me
 channel (members who can view it), or explicit users. Events queue on the database session
 and reach the bus only after the transaction commits, so nobody hears of a change that was
 rolled back; a rollback drops them.
+
+With ``REDIS_URL`` the bus spans processes (``RedisEventBus``): each event reaches this process's
+subscribers at once and every other process through Redis pub/sub, so a gateway connection held
+by one worker hears what another worker committed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
+import redis
 from sqlalchemy import event as sa_event
 
 log = logging.getLogger("fluxer.events")
@@ -47,6 +56,85 @@ class EventBus:
                     subscriber(item)
                 except Exception:  # one broken listener must not undo a committed change
                     log.exception("event subscriber failed", extra={"event": item.name})
+
+
+class RedisEventBus(EventBus):
+    """An ``EventBus`` shared by every process on one Redis channel.
+
+    ``dispatch`` (after a commit) hands the events to this process's subscribers and publishes them
+    for the others; a listener thread, started with the first subscriber, hands the other processes'
+    events to ours. Each bus tags what it publishes and skips its own echo. Redis away: events still
+    reach this process (logged once per failure), and the listener reconnects until it is back.
+    """
+
+    RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)  # seconds between reconnection attempts, the last repeated
+    RETRY_PUBLISH_AFTER = 1.0  # seconds after a failed publish before publishing is tried again
+
+    def __init__(self, url: str, channel: str):
+        super().__init__()
+        self.channel = channel
+        self.origin = uuid.uuid4().hex  # this bus: its own events come back from Redis and are skipped
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._listener: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._unreachable_until = 0.0
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        unsubscribe = super().subscribe(subscriber)
+        with self._start_lock:
+            if self._listener is None:
+                self._listener = threading.Thread(target=self._listen, name="fluxer-events", daemon=True)
+                self._listener.start()
+        return unsubscribe
+
+    def dispatch(self, events: list[Event]) -> None:
+        super().dispatch(events)
+        if time.monotonic() < self._unreachable_until:  # do not make every commit wait on a dead Redis
+            return
+        try:
+            pipeline = self._redis.pipeline(transaction=False)
+            for item in events:
+                pipeline.publish(self.channel, json.dumps({"origin": self.origin, "event": asdict(item)}))
+            pipeline.execute()
+        except redis.RedisError as exc:
+            self._unreachable_until = time.monotonic() + self.RETRY_PUBLISH_AFTER
+            log.warning("event transport unavailable: other processes miss these events",
+                        extra={"error": repr(exc), "events": len(events)})
+
+    def close(self) -> None:
+        self._stopped.set()
+
+    def _listen(self) -> None:
+        failures = 0
+        while not self._stopped.is_set():
+            try:
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                failures = 0
+                while not self._stopped.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._receive(message["data"])
+            except redis.RedisError as exc:
+                delay = self.RECONNECT_DELAYS[min(failures, len(self.RECONNECT_DELAYS) - 1)]
+                failures += 1
+                if failures == 1:
+                    log.warning("event transport lost; reconnecting", extra={"error": repr(exc)})
+                self._stopped.wait(delay)
+
+    def _receive(self, raw: bytes) -> None:
+        try:
+            envelope = json.loads(raw)
+            if envelope["origin"] == self.origin:
+                return
+            fields = envelope["event"]
+            item = Event(fields["name"], fields["data"], guild_id=fields["guild_id"], channel_id=fields["channel_id"],
+                         user_ids=tuple(fields["user_ids"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable event on the transport channel", extra={"channel": self.channel})
+            return
+        super().dispatch([item])
 
 
 def publish(session, name: str, data: dict, *, guild_id: int | None = None, channel_id: int | None = None,

@@ -38,7 +38,10 @@ def database_url(tmp_path_factory) -> str:
 
 
 def make_settings(database_url: str, **environ):
-    base = {"FLUXER_ENV": "test", "DATABASE_URL": database_url}
+    # Each server the suite builds gets its own events channel: with REDIS_URL set, one test's
+    # servers must not deliver events to another's recorders. Servers built from one settings
+    # object share it, as a deployment's workers do.
+    base = {"FLUXER_ENV": "test", "DATABASE_URL": database_url, "EVENTS_CHANNEL": f"fluxer:events:{uuid.uuid4().hex}"}
     if os.environ.get("REDIS_URL"):
         base["REDIS_URL"] = os.environ["REDIS_URL"]
     base.update(environ)
