@@ -1,5 +1,7 @@
 """Handlers for openapi/attachments.yaml."""
 
+import time
+
 import flask
 
 from service import attachments, messages
@@ -24,7 +26,8 @@ def get_attachment(channel_id, attachment_id, filename, expires, signature):
                                                  signature)
     response = flask.send_file(stream, mimetype=attachment.content_type, download_name=attachment.filename,
                                as_attachment=not attachments.shows_inline(attachment.content_type),
-                               conditional=False, etag=False, max_age=MEDIA_MAX_AGE)
+                               conditional=False, etag=False,
+                               max_age=min(MEDIA_MAX_AGE, max(0, expires - int(time.time()))))  # never past the URL's end
     response.content_type = attachment.content_type  # as stored: send_file would add a second charset to text
     response.headers.update(MEDIA_HEADERS)
     response.content_length = attachment.size

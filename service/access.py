@@ -183,8 +183,9 @@ def guild_channels_with(session, user_id: int, needed: int, *conditions) -> dict
     for overwrite in session.scalars(select(PermissionOverwrite).where(
             PermissionOverwrite.channel_id.in_([c.id for c in channels]))):
         overwrites[overwrite.channel_id].append(overwrite)
-    return {c.id: c for c in channels
-            if accesses[c.guild_id].permissions_under(overwrites[c.id]) & needed == needed}
+    # A membership ended between the first query and the second leaves no access: its channels drop out.
+    return {c.id: c for c in channels if c.guild_id in accesses
+            and accesses[c.guild_id].permissions_under(overwrites[c.id]) & needed == needed}
 
 
 def guild_access(session, identity: Identity, guild_id: str | int) -> GuildAccess:

@@ -15,11 +15,12 @@ QuickTime, WebM, Matroska, Ogg, FLAC, MP3 and WAV by their magic numbers; UTF-8 
 text/plain; anything else application/octet-stream.
 
 Files live in storage under ``attachments/<channel_id>/<attachment_id>`` and are served at
-``<MEDIA_URL>/attachments/<channel_id>/<attachment_id>/<filename>?signature=...`` (the media
-proxy's path) without authentication: browsers load them with ``<img>`` and ``<video>``, which
-send no Authorization header, so as on Discord's CDN the URL itself is the capability. Snowflake
-ids alone would make a poor one (an attachment's id is drawn just before its message's), so
-the URL also carries an HMAC of the two ids under ``FLUXER_SECRET_KEY``.
+``<MEDIA_URL>/attachments/<channel_id>/<attachment_id>/<filename>?expires=...&signature=...`` (the
+media proxy's path) without authentication: browsers load them with ``<img>`` and ``<video>``,
+which send no Authorization header, so as on Discord's CDN the URL itself is the capability.
+Snowflake ids alone would make a poor one (they are predictable from the message's), so the URL
+also carries an HMAC of the two ids and its expiry under ``FLUXER_SECRET_KEY``; it stops working
+``MEDIA_URL_TTL_SECONDS`` after it was handed out.
 """
 
 from __future__ import annotations

@@ -146,5 +146,7 @@ def validate(settings: Settings) -> None:
             raise ConfigError("production needs FLUXER_SECRET_KEY: a random value of at least 32 characters")
         if settings.database_url.startswith("sqlite") and ":memory:" in settings.database_url:
             raise ConfigError("production cannot run on an in-memory database")
+    if not 60 <= settings.media_url_ttl_seconds <= 366 * 24 * 3600:
+        raise ConfigError("MEDIA_URL_TTL_SECONDS must be between 60 and 31622400 (a year)")
     if settings.argon2_memory_kib < 8192:
         raise ConfigError("ARGON2_MEMORY_KIB below 8192 is not a memory-hard setting")

@@ -63,8 +63,9 @@ class RedisEventBus(EventBus):
 
     ``dispatch`` (after a commit) hands the events to this process's subscribers and publishes them
     for the others; a listener thread, started with the first subscriber, hands the other processes'
-    events to ours. Each bus tags what it publishes and skips its own echo. Redis away: events still
-    reach this process (logged once per failure), and the listener reconnects until it is back.
+    events to ours. Each bus tags what it publishes and skips its own echo. Delivery to other
+    processes is at most once: Redis away, events still reach this process (the failure logged),
+    the others miss what is published meanwhile, and the listener reconnects until Redis is back.
     """
 
     RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)  # seconds between reconnection attempts, the last repeated
@@ -74,7 +75,9 @@ class RedisEventBus(EventBus):
         super().__init__()
         self.channel = channel
         self.origin = uuid.uuid4().hex  # this bus: its own events come back from Redis and are skipped
-        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        # The health check pings an idle subscription, so a connection that died silently is noticed.
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)
+        self.listening = threading.Event()  # set while the listener is subscribed
         self._listener: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stopped = threading.Event()
@@ -95,33 +98,40 @@ class RedisEventBus(EventBus):
         try:
             pipeline = self._redis.pipeline(transaction=False)
             for item in events:
-                pipeline.publish(self.channel, json.dumps({"origin": self.origin, "event": asdict(item)}))
+                pipeline.publish(self.channel, json.dumps({"origin": self.origin, "event": asdict(item)}, default=str))
             pipeline.execute()
-        except redis.RedisError as exc:
+        except Exception as exc:  # after the commit nothing may fail the request: log and carry on
             self._unreachable_until = time.monotonic() + self.RETRY_PUBLISH_AFTER
             log.warning("event transport unavailable: other processes miss these events",
                         extra={"error": repr(exc), "events": len(events)})
 
     def close(self) -> None:
+        """Stop listening (the subscription ends within a second); this process's delivery goes on."""
         self._stopped.set()
+        if self._listener is not None:
+            self._listener.join(timeout=5)
 
     def _listen(self) -> None:
         failures = 0
         while not self._stopped.is_set():
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self.channel)
-                failures = 0
+                self.listening.set()
                 while not self._stopped.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:
+                        failures = 0  # only a working subscription resets the backoff
                         self._receive(message["data"])
-            except redis.RedisError as exc:
+            except Exception as exc:  # Redis gone, or anything else: log, wait, subscribe again
+                self.listening.clear()
                 delay = self.RECONNECT_DELAYS[min(failures, len(self.RECONNECT_DELAYS) - 1)]
                 failures += 1
-                if failures == 1:
-                    log.warning("event transport lost; reconnecting", extra={"error": repr(exc)})
+                log.warning("event transport lost; reconnecting", extra={"error": repr(exc), "in_seconds": delay})
                 self._stopped.wait(delay)
+            finally:
+                pubsub.close()
+        self.listening.clear()
 
     def _receive(self, raw: bytes) -> None:
         try:

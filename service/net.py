@@ -6,17 +6,24 @@ import ipaddress
 
 
 def client_address(peer: str | None, forwarded_for: str | None, settings) -> str:
+    """Who sent the request: the peer, unless it is a trusted proxy; then the nearest hop of
+    X-Forwarded-For that is not itself a trusted proxy, read from the right. Proxies append what
+    they saw, so the left end is whatever the client wrote and cannot choose a rate-limit key."""
     peer = peer or "0.0.0.0"  # noqa: S104 - a placeholder address, nothing binds to it
     if not forwarded_for:
         return peer
-    trusted = settings.env == "test" or _is_trusted(peer, settings)
-    if not trusted:
+    trusting_everyone = settings.env == "test"  # tests name their client in the header
+    if not (trusting_everyone or _is_trusted(peer, settings)):
         return peer
-    first = forwarded_for.split(",")[0].strip()
-    try:
-        return str(ipaddress.ip_address(first))
-    except ValueError:
-        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",")]
+    for hop in reversed(hops):
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            return peer  # a chain we cannot read names nobody
+        if trusting_everyone or not any(address in net for net in settings.trusted_networks):
+            return str(address)
+    return str(ipaddress.ip_address(hops[0]))  # every hop a trusted proxy: the first one is the client
 
 
 def _is_trusted(peer: str, settings) -> bool:

@@ -3,10 +3,11 @@
 The limiter is ASGI middleware outside Connexion, so requests that Connexion rejects
 (validation 400s, 401s, 404s, 405s) count as well, and every response carries the headers.
 Buckets are declared on the operations in the spec (``x-fluxer-ratelimit``), so the
-documentation and the enforcement cannot drift apart. Counters (``limits``, fixed windows)
-live in memory for one process and in Redis (``REDIS_URL``) when several processes share them;
-either way one request costs one counter operation (in Redis, one script call), since it runs
-before every request.
+documentation and the enforcement cannot drift apart. Counters are fixed windows that start
+with a key's first hit (the ``limits`` package only parses the limits), in memory for one
+process and in Redis (``REDIS_URL``) when several share them; either way a request costs one
+counter operation (in Redis, one script call), since it runs before every request. While Redis
+is away, requests are served without limits and the counters are asked again a second later.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ DEVELOPMENT_FACTOR = 10  # development mode relaxes every limit by this much
 TEST_OPT_IN_HEADER = "X-Fluxer-Test-Enable-Rate-Limits"
 RATELIMIT_KEY = "x-fluxer-ratelimit"
 NAMESPACE = "fluxer"
+RETRY_STORAGE_AFTER = 1.0  # seconds after the counters failed before they are asked again
 
 log = logging.getLogger("fluxer.ratelimit")
 
@@ -88,7 +90,7 @@ _CHARGE_SCRIPT = """
 local out = {}
 for i, key in ipairs(KEYS) do
   local count = redis.call('INCR', key)
-  if count == 1 then redis.call('PEXPIRE', key, ARGV[2 * i]) end
+  if count == 1 or redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ARGV[2 * i]) end
   out[#out + 1] = count
   out[#out + 1] = redis.call('PTTL', key)
   if count > tonumber(ARGV[2 * i - 1]) then break end
@@ -155,6 +157,7 @@ class RateLimitMiddleware:
         self.global_limit = _scaled(GLOBAL_LIMIT, factor)
         self.buckets = route_buckets(document, factor)
         self.counters = RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
+        self._unavailable_until = 0.0  # monotonic time before which the counters are not asked again
 
     def _exempt(self, headers: dict[bytes, bytes]) -> bool:
         if self.settings.env != "test":
@@ -183,13 +186,19 @@ class RateLimitMiddleware:
         peer = (scope.get("client") or ("",))[0]
         forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1") or None
         route = scope.get(ROUTE_KEY)
+        if time.monotonic() < self._unavailable_until:  # counters away: no request waits on them meanwhile
+            await self.app(scope, receive, send)
+            return
         try:
             verdict = await self.check(client_address(peer, forwarded, self.settings),
                                        route.operation_id if route else None)
         except Exception as exc:  # Redis briefly away: serve unlimited rather than fail every request
-            log.warning("rate limit storage unavailable", extra={"error": repr(exc)})
+            if not self._unavailable_until:
+                log.warning("rate limit storage unavailable; serving without limits", extra={"error": repr(exc)})
+            self._unavailable_until = time.monotonic() + RETRY_STORAGE_AFTER
             await self.app(scope, receive, send)
             return
+        self._unavailable_until = 0.0
         if verdict.breached:
             await send_error(send, verdict.error())
             return

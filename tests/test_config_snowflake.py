@@ -56,6 +56,13 @@ def test_production_refuses_in_memory_database():
         prod(FLUXER_SECRET_KEY=GOOD_SECRET, DATABASE_URL="sqlite:///:memory:")
 
 
+@pytest.mark.parametrize("ttl", ["0", "-3600", "99999999999"])
+def test_media_url_lifetimes_outside_a_minute_to_a_year_are_refused(ttl):
+    with pytest.raises(ConfigError, match="MEDIA_URL_TTL_SECONDS"):
+        load_settings({"FLUXER_ENV": "test", "MEDIA_URL_TTL_SECONDS": ttl})
+    assert load_settings({"FLUXER_ENV": "test", "MEDIA_URL_TTL_SECONDS": "3600"}).media_url_ttl_seconds == 3600
+
+
 @pytest.mark.parametrize("mode", ["development", "test"])
 def test_other_modes_accept_default_secret(mode):
     loaded = load_settings({"FLUXER_ENV": mode, "DATABASE_URL": DB})
@@ -268,6 +275,9 @@ def test_forwarded_for_ignored_from_untrusted_peer():
 def test_forwarded_for_honoured_from_trusted_proxy():
     production = prod(FLUXER_SECRET_KEY=GOOD_SECRET, TRUSTED_PROXIES="10.0.0.0/8")
     assert client_address("10.1.2.3", "198.51.100.1, 10.9.9.9", production) == "198.51.100.1"
+    # A client cannot pick its key: what it wrote stands left of what the trusted proxy appended.
+    assert client_address("10.1.2.3", "192.0.2.77, 198.51.100.1", production) == "198.51.100.1"
+    assert client_address("10.1.2.3", "10.5.5.5, 10.9.9.9", production) == "10.5.5.5"  # all proxies
     assert client_address("10.1.2.3", "garbage", production) == "10.1.2.3"
     assert client_address("11.0.0.1", "198.51.100.1", production) == "11.0.0.1"
     assert client_address("not-an-ip", "198.51.100.1", production) == "not-an-ip"

@@ -1,6 +1,6 @@
 """The event bus across processes: with REDIS_URL, what one server commits reaches another's
-subscribers (the gateway's, in each worker) exactly once, and a Redis outage costs other processes
-those events but never fails a request or this process's own delivery."""
+subscribers (the gateway's, in each worker) once, and a Redis outage costs other processes those
+events but never fails a request or this process's own delivery."""
 
 from __future__ import annotations
 
@@ -39,20 +39,20 @@ class Recorder:
             return next(e for e in self.events if predicate(e))
 
 
-def _send_message(client, register, make_guild_json) -> tuple[dict, str]:
+def _guild(client, owner) -> dict:
+    response = client.post("/v1/guilds", json={"name": "Transport"}, headers=owner.auth)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _send_message(client, register) -> tuple[dict, str]:
     owner = register()
-    guild = make_guild_json(client, owner)
+    guild = _guild(client, owner)
     channel = guild["system_channel_id"]
     response = client.post(f"/v1/channels/{channel}/messages", json={"content": "across processes"},
                            headers=owner.auth)
     assert response.status_code == 200, response.text
     return response.json(), channel
-
-
-def _guild(client, owner) -> dict:
-    response = client.post("/v1/guilds", json={"name": "Transport"}, headers=owner.auth)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 @needs_redis
@@ -64,9 +64,9 @@ def test_an_event_committed_on_one_server_reaches_another(database_url, register
     stop_first = first.runtime.events.subscribe(heard_first)
     stop_second = second.runtime.events.subscribe(heard_second)
     try:
-        time.sleep(0.3)  # the listeners subscribe to the channel
+        assert first.runtime.events.listening.wait(5) and second.runtime.events.listening.wait(5)
         with TestClient(first) as client:
-            sent, channel = _send_message(client, register, _guild)
+            sent, channel = _send_message(client, register)
         created = heard_second.wait_for(lambda e: e.name == "MESSAGE_CREATE" and e.data["id"] == sent["id"])
         assert created is not None, "the other server never heard of the message"
         assert created.channel_id == int(channel) and created.data["content"] == "across processes"
@@ -89,7 +89,7 @@ def test_without_redis_reachable_requests_succeed_and_this_process_still_hears(d
     stop = server.runtime.events.subscribe(heard)
     try:
         with TestClient(server) as client:
-            sent, _channel = _send_message(client, register, _guild)
+            sent, _channel = _send_message(client, register)
         created = [e for e in heard.events if e.name == "MESSAGE_CREATE" and e.data["id"] == sent["id"]]
         assert len(created) == 1
     finally:

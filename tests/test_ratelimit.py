@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from service.app import create_app
-from service.ratelimit import TEST_OPT_IN_HEADER
+from service.ratelimit import TEST_OPT_IN_HEADER, RedisCounters
 from tests.conftest import make_settings, unique_ip
 
 LOGIN = {"email": "nobody@example.com", "password": "not the password"}
@@ -212,9 +212,17 @@ def test_unauthenticated_and_unrouted_requests_carry_headers_and_count(client):
     assert int(client.get("/v1/no-such-route", headers=headers).headers["x-ratelimit-remaining"]) == 50 - 4
 
 
-def test_an_unreachable_counter_store_does_not_fail_requests(database_url):
-    settings = make_settings(database_url, REDIS_URL="redis://127.0.0.1:1/0")  # nothing listens there
+def test_an_unreachable_counter_store_does_not_fail_requests(database_url, monkeypatch):
+    asked = []
+
+    async def unreachable(self, charges):
+        asked.append(charges)
+        raise ConnectionError("Redis is away")
+
+    monkeypatch.setattr(RedisCounters, "charge", unreachable)
+    settings = make_settings(database_url, REDIS_URL="redis://127.0.0.1:1/0")  # nothing listens there either
     with TestClient(create_app(settings)) as client:
-        response = login(client, limited())
-    assert response.status_code == 400  # served, just not counted
-    assert "x-ratelimit-remaining" not in response.headers
+        responses = [login(client, limited()) for _ in range(3)]
+    assert [r.status_code for r in responses] == [400] * 3  # served, just not counted
+    assert all("x-ratelimit-remaining" not in r.headers for r in responses)
+    assert len(asked) == 1  # after a failure the store is left alone for a second, not asked per request
