@@ -13,6 +13,7 @@ is away, requests are served without limits and the counters are asked again a s
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import threading
@@ -53,6 +54,20 @@ def route_buckets(document: dict, factor: int = 1) -> dict[str, tuple[str, RateL
         buckets[operation["operationId"]] = (declared.get("bucket", operation["operationId"]),
                                              _scaled(declared.get("limit", DEFAULT_ROUTE_LIMIT), factor))
     return buckets
+
+
+def rate_limit_key(address: str) -> str:
+    """Whose budget a request spends: an IPv4 address, or an IPv6 address's /64, since one host is
+    usually handed a whole /64 and could otherwise take a fresh budget per address."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 4:
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:  # an IPv4 client reaching us over IPv6 is that IPv4 client
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
 
 
 @dataclass(frozen=True)
@@ -190,7 +205,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            verdict = await self.check(client_address(peer, forwarded, self.settings),
+            verdict = await self.check(rate_limit_key(client_address(peer, forwarded, self.settings)),
                                        route.operation_id if route else None)
         except Exception as exc:  # Redis briefly away: serve unlimited rather than fail every request
             if not self._unavailable_until:

@@ -226,3 +226,13 @@ def test_an_unreachable_counter_store_does_not_fail_requests(database_url, monke
     assert [r.status_code for r in responses] == [400] * 3  # served, just not counted
     assert all("x-ratelimit-remaining" not in r.headers for r in responses)
     assert len(asked) == 1  # after a failure the store is left alone for a second, not asked per request
+
+
+def test_ipv6_clients_share_a_budget_per_64():
+    from service.ratelimit import rate_limit_key
+
+    assert rate_limit_key("2001:db8:1:2::1") == rate_limit_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert rate_limit_key("2001:db8:1:3::1") != rate_limit_key("2001:db8:1:2::1")
+    assert rate_limit_key("198.51.100.7") == "198.51.100.7"
+    assert rate_limit_key("::ffff:198.51.100.7") == "198.51.100.7"  # an IPv4 client over IPv6 is that client
+    assert rate_limit_key("testclient") == "testclient"
