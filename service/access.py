@@ -162,13 +162,15 @@ def load_member_access(session, guild: Guild, member: Member) -> GuildAccess:
 
 def guild_channels_with(session, user_id: int, needed: int, *conditions) -> dict[int, Channel]:
     """The guild channels matching ``conditions`` (on Channel) in which ``user_id`` holds every bit of
-    ``needed``: for many channels at once, in five queries however many guilds they span."""
-    channels = list(session.scalars(
-        select(Channel).join(Member, and_(Member.guild_id == Channel.guild_id, Member.user_id == user_id))
-        .where(*conditions)))
+    ``needed``: for many channels at once, in five queries however many guilds they span. The
+    related rows are selected by the same conditions, never by a list of ids, so no statement
+    grows with the number of channels (SQLite allows 32,766 parameters)."""
+    matching = (select(Channel).join(Member, and_(Member.guild_id == Channel.guild_id, Member.user_id == user_id))
+                .where(*conditions))
+    channels = list(session.scalars(matching))
     if not channels:
         return {}
-    guild_ids = list({c.guild_id for c in channels})
+    guild_ids = matching.with_only_columns(Channel.guild_id).distinct()
     memberships = session.execute(select(Guild, Member).join(Member, Member.guild_id == Guild.id)
                                   .where(Guild.id.in_(guild_ids), Member.user_id == user_id)).all()
     roles: dict[int, dict[int, Role]] = defaultdict(dict)
@@ -181,7 +183,7 @@ def guild_channels_with(session, user_id: int, needed: int, *conditions) -> dict
     accesses = {guild.id: GuildAccess(guild, member, roles[guild.id], held[guild.id]) for guild, member in memberships}
     overwrites: dict[int, list[PermissionOverwrite]] = defaultdict(list)
     for overwrite in session.scalars(select(PermissionOverwrite).where(
-            PermissionOverwrite.channel_id.in_([c.id for c in channels]))):
+            PermissionOverwrite.channel_id.in_(matching.with_only_columns(Channel.id)))):
         overwrites[overwrite.channel_id].append(overwrite)
     # A membership ended between the first query and the second leaves no access: its channels drop out.
     return {c.id: c for c in channels if c.guild_id in accesses

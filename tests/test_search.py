@@ -259,3 +259,31 @@ def test_edits_and_deletes_are_reflected(client, register, make_guild):
     assert _found(client, owner, **_in_guild(guild, content="final")) == []
     assert client.post(f"{url}/bulk-delete", json={"messages": others}, headers=owner.auth).status_code == 204
     assert _found(client, owner, **_in_guild(guild, content="draft")) == []
+
+
+def test_someone_in_many_large_guilds_still_gets_their_readable_channels(app, register):
+    # 80 guilds x 500 channels: more channels than SQLite takes parameters in one statement (32,766),
+    # so the readable set must be selected by conditions, never by a list of ids.
+    from sqlalchemy import insert
+
+    from service.access import guild_channels_with
+    from service.models import Channel, Guild, Member, Role
+    from service.permissions import Permission
+
+    reader = register()
+    rt, user_id = app.runtime, int(reader.user_id)
+    session = rt.db.session
+    try:
+        for _ in range(80):
+            guild_id = rt.new_id()
+            session.execute(insert(Guild).values(id=guild_id, name="wide", owner_id=user_id))
+            session.execute(insert(Role).values(id=guild_id, guild_id=guild_id, name="@everyone", position=0,
+                                                permissions=int(Permission.VIEW_CHANNEL | Permission.READ_MESSAGE_HISTORY)))
+            session.execute(insert(Member).values(guild_id=guild_id, user_id=user_id))
+            session.execute(insert(Channel.__table__), [
+                {"id": rt.new_id(), "guild_id": guild_id, "type": 0, "name": f"c{n}", "position": n} for n in range(500)])
+        session.commit()
+        readable = guild_channels_with(session, user_id, int(Permission.VIEW_CHANNEL), Channel.type == 0)
+    finally:
+        rt.db.remove()
+    assert len(readable) == 40_000
