@@ -145,13 +145,8 @@ def _has(kind: str) -> ColumnElement[bool]:
     return false()  # "poll" and "snapshot": this server has neither polls nor forwarded messages
 
 
-def _sql_text(value: str) -> str:
-    """``value`` fit to be a query parameter: PostgreSQL text cannot hold NUL, so no stored text has one."""
-    return value.replace("\x00", " ")
-
-
 def _escape_like(value: str) -> str:
-    return _sql_text(value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _links_to(hostname: str) -> ColumnElement[bool]:
@@ -223,9 +218,9 @@ def _filters(body: dict) -> list[ColumnElement[bool]]:
     if body.get("exclude_link_hostname"):
         conditions.append(not_(_any([_links_to(host) for host in body["exclude_link_hostname"]])))
     if body.get("attachment_filename"):
-        conditions.append(_attachment(Attachment.filename.in_([_sql_text(n) for n in body["attachment_filename"]])))
+        conditions.append(_attachment(Attachment.filename.in_(body["attachment_filename"])))
     if body.get("exclude_attachment_filename"):
-        excluded = [_sql_text(n) for n in body["exclude_attachment_filename"]]
+        excluded = body["exclude_attachment_filename"]
         conditions.append(not_(_attachment(Attachment.filename.in_(excluded))))
     if body.get("attachment_extension"):
         conditions.append(_any([_with_extension(ext) for ext in body["attachment_extension"]]))
@@ -245,11 +240,11 @@ def _full_text(session, statement, body: dict):
     if words is None and not phrase_words and not alternative_words:
         return statement, None
     if session.get_bind().dialect.name == "postgresql":
-        parts = [func.plainto_tsquery(TS_CONFIG, _sql_text(content))] if words else []
-        parts += [func.phraseto_tsquery(TS_CONFIG, _sql_text(p)) for p in phrases]
+        parts = [func.plainto_tsquery(TS_CONFIG, content)] if words else []
+        parts += [func.phraseto_tsquery(TS_CONFIG, p) for p in phrases]
         if alternatives:
             parts.append(reduce(lambda a, b: a.op("||")(b),
-                                [func.plainto_tsquery(TS_CONFIG, _sql_text(c)) for c in alternatives]))
+                                [func.plainto_tsquery(TS_CONFIG, c) for c in alternatives]))
         query = reduce(lambda a, b: a.op("&&")(b), parts)
         document = func.to_tsvector(TS_CONFIG, Message.content)
         return statement.where(document.op("@@")(query)), func.ts_rank(document, query)

@@ -287,3 +287,11 @@ def test_someone_in_many_large_guilds_still_gets_their_readable_channels(app, re
     finally:
         rt.db.remove()
     assert len(readable) == 40_000
+
+
+def test_nul_in_a_search_is_refused_before_the_database(client, register):
+    # PostgreSQL text cannot hold NUL; the body validator refuses it for every request, search included.
+    searcher = register()
+    response = client.post("/v1/search/messages", content=b'{"content": "a\\u0000b", "scope": "all_guilds"}',
+                           headers={**searcher.auth, "Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["code"] == "BAD_REQUEST"
