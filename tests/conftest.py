@@ -4,6 +4,7 @@ REDIS_URL switch storage and rate-limit counters to those servers, as in product
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 
 import pytest
@@ -140,3 +141,27 @@ def add_member(app):
             rt.db.remove()
 
     return _add_member
+
+
+def run_at_once(app, *calls):
+    """The shape of a race between requests: each call gets the session of a thread of its own, and
+    all start at the same moment. Answers (results in call order, the exceptions raised)."""
+    rt = app.runtime
+    start = threading.Barrier(len(calls), timeout=30)
+    results, errors = [None] * len(calls), []
+
+    def run(index, call):
+        try:
+            start.wait()
+            results[index] = call(rt.db.session)
+        except Exception as exc:  # the test asserts on them
+            errors.append(exc)
+        finally:
+            rt.db.remove()
+
+    threads = [threading.Thread(target=run, args=item) for item in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results, errors

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -11,6 +10,7 @@ from sqlalchemy import func, select
 from service import dms, relationships
 from service.auth import Identity
 from service.models import Channel
+from tests.conftest import run_at_once
 
 CHANNELS = "/v1/users/@me/channels"
 
@@ -108,24 +108,11 @@ def test_opening_at_the_same_moment_makes_one_dm(app, register, monkeypatch, loc
     monkeypatch.setattr(dms, "find_dm", slow_find)
     if not locked:
         monkeypatch.setattr(relationships, "lock_users", lambda *args, **kwargs: None)
-    results, errors = [], []
-    start = threading.Barrier(2)
-
     def open_dm(me, other):
-        start.wait()
-        try:
-            results.append(dms.create(rt, rt.db.session, Identity(int(me.user_id), "session"),
-                                      {"recipient_id": other.user_id})["id"])
-        except Exception as exc:  # reported below
-            errors.append(exc)
-        finally:
-            rt.db.remove()
+        return lambda session: dms.create(rt, session, Identity(int(me.user_id), "session"),
+                                          {"recipient_id": other.user_id})["id"]
 
-    threads = [threading.Thread(target=open_dm, args=pair) for pair in ((alice, bob), (bob, alice))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results, errors = run_at_once(app, open_dm(alice, bob), open_dm(bob, alice))
     assert errors == []
     if locked:
         assert len(set(results)) == 1 and _count_dms(app) == 1

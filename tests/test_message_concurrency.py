@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from service import messages
 from service.auth import Identity
 from service.models import Message
+from tests.conftest import run_at_once
 
 CLIENTS, PER_CLIENT = 8, 500
 
@@ -122,25 +123,12 @@ def test_racing_retries_with_one_enforced_nonce_store_one_message(app, register,
     channel = make_guild(owner)["system_channel_id"]
     rt = app.runtime
     tries = 6
-    start = threading.Barrier(tries, timeout=30)
-    answers: list[str] = []
-    errors: list[BaseException] = []
+    body = {"content": "only once", "nonce": "retry-1", "enforce_nonce": True}
 
-    def retry() -> None:
-        try:
-            start.wait()
-            body = {"content": "only once", "nonce": "retry-1", "enforce_nonce": True}
-            answers.append(messages.send(rt, rt.db.session, Identity(int(owner.user_id), "session"), channel, body)["id"])
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            rt.db.remove()
+    def retry(session):
+        return messages.send(rt, session, Identity(int(owner.user_id), "session"), channel, body)["id"]
 
-    threads = [threading.Thread(target=retry) for _ in range(tries)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers, errors = run_at_once(app, *[retry] * tries)
     assert errors == []
     assert len(answers) == tries and len(set(answers)) == 1
     session = rt.db.session

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from service import relationships
 from service.auth import Identity
+from tests.conftest import run_at_once
 
 FRIEND, BLOCKED, INCOMING, OUTGOING = 1, 2, 3, 4
 URL = "/v1/users/@me/relationships"
@@ -237,23 +237,10 @@ def test_crossing_requests_at_the_same_moment(app, register, monkeypatch):
         return counted(session, user_id)
 
     monkeypatch.setattr(relationships, "_friend_count", slow_count)
-    results, errors = [], []
-    start = threading.Barrier(2)
-
     def ask(me, other):
-        start.wait()
-        try:
-            results.append(relationships.send_request(rt.db.session, Identity(int(me.user_id), "session"), other.user_id))
-        except Exception as exc:  # reported below
-            errors.append(exc)
-        finally:
-            rt.db.remove()
+        return lambda session: relationships.send_request(session, Identity(int(me.user_id), "session"), other.user_id)
 
-    threads = [threading.Thread(target=ask, args=pair) for pair in ((alice, bob), (bob, alice))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results, errors = run_at_once(app, ask(alice, bob), ask(bob, alice))
     assert errors == []
     assert sorted(r["type"] for r in results) == [FRIEND, OUTGOING]
     session = rt.db.session
