@@ -1,6 +1,7 @@
 """Builds the ASGI application: Connexion (FlaskApp) routing and validating the bundled spec.
 
 Middleware order, outermost first:
+    GatewayServer (WebSocket connections to /gateway; everything else passes on)
     EdgeMiddleware (request id, /v1 alias, size cap, access log, last-resort 500)
     CORS -> RouteResolver -> RateLimitMiddleware -> MethodGuard
     Connexion: exceptions -> swagger/spec -> routing -> security -> validation -> Flask
@@ -22,6 +23,7 @@ from service.auth import SCOPE_KEY
 from service.config import Settings, load_settings
 from service.crypto import PasswordHashing
 from service.db import Database
+from service.gateway import GatewayServer
 from service.mail import Mailer
 from service.middleware import API_PREFIX, EdgeMiddleware, FluxerCORSMiddleware, request_id_var
 from service.models import IdNode
@@ -43,7 +45,7 @@ def allocate_node_id(db: Database) -> int:
     return row_id % (MAX_NODE + 1)
 
 
-def create_app(settings: Settings | None = None) -> EdgeMiddleware:
+def create_app(settings: Settings | None = None) -> GatewayServer:
     settings = settings or load_settings()
     logs.configure()
     document = spec.bundle(include_test_harness=settings.test_harness_enabled)
@@ -106,7 +108,7 @@ def create_app(settings: Settings | None = None) -> EdgeMiddleware:
                             max_upload_bytes=attachments.upload_body_limit(settings))
     server.connexion = app
     server.runtime = runtime
-    return server
+    return GatewayServer(server, runtime)
 
 
 class _RuntimeScope:

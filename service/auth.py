@@ -48,7 +48,7 @@ async def session_token_info(apikey: str, request) -> dict | None:
     if not apikey.startswith(SESSION_TOKEN_PREFIX):
         return None
     runtime = request.scope[SCOPE_KEY]
-    return await run_in_threadpool(_resolve, runtime, "session", apikey, request.scope["path"])
+    return await run_in_threadpool(resolve, runtime, "session", apikey, request.scope["path"])
 
 
 async def bot_token_info(apikey: str, request) -> dict | None:
@@ -58,7 +58,7 @@ async def bot_token_info(apikey: str, request) -> dict | None:
     if not token or token.startswith(SESSION_TOKEN_PREFIX):
         return None
     runtime = request.scope[SCOPE_KEY]
-    return await run_in_threadpool(_resolve, runtime, "bot", token, request.scope["path"])
+    return await run_in_threadpool(resolve, runtime, "bot", token, request.scope["path"])
 
 
 # What the standing check reads of a user; the lookups fetch these columns, no whole rows. Both
@@ -73,7 +73,8 @@ _BOT_BY_TOKEN = (
     .where(Application.bot_token_hash == bindparam("token_hash")))
 
 
-def _resolve(runtime, kind: str, token: str, path: str) -> dict | None:
+def resolve(runtime, kind: str, token: str, path: str) -> dict | None:
+    """The token_info of a session or bot token, None when unknown; APIError for an account under review."""
     # A bare connection, not an ORM session: this runs before every authenticated request.
     token_hash = sha256_hex(token)
     with runtime.db.engine.connect() as connection:

@@ -35,6 +35,10 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     public_url: str = "http://127.0.0.1:8080"
     gateway_url: str = "ws://127.0.0.1:8080/gateway"
+    gateway_heartbeat_ms: int = 41250  # HELLO's heartbeat_interval; 1.5 intervals without one closes with 4009
+    gateway_resume_seconds: int = 180  # how long a dropped session waits to be resumed
+    gateway_queue_limit: int = 2048  # frames queued for one slow client before it is closed with 4013
+    gateway_replay_limit: int = 4096  # frames a session keeps for RESUME
     media_url: str = "http://127.0.0.1:8080/media"
     storage_dir: Path = PROJECT_ROOT / "var" / "media"  # uploaded files (emojis, stickers, icons, attachments)
     max_body_bytes: int = 1024 * 1024
@@ -113,6 +117,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         trusted_proxies=_split(pick("TRUSTED_PROXIES", "trusted_proxies", default=",".join(defaults.trusted_proxies))),
         public_url=pick("PUBLIC_URL", "public_url", default=defaults.public_url).rstrip("/"),
         gateway_url=pick("GATEWAY_URL", "gateway_url", default=defaults.gateway_url),
+        gateway_heartbeat_ms=int(pick("GATEWAY_HEARTBEAT_MS", "gateway_heartbeat_ms",
+                                      default=defaults.gateway_heartbeat_ms)),
+        gateway_resume_seconds=int(pick("GATEWAY_RESUME_SECONDS", "gateway_resume_seconds",
+                                        default=defaults.gateway_resume_seconds)),
+        gateway_queue_limit=int(pick("GATEWAY_QUEUE_LIMIT", "gateway_queue_limit", default=defaults.gateway_queue_limit)),
+        gateway_replay_limit=int(pick("GATEWAY_REPLAY_LIMIT", "gateway_replay_limit",
+                                      default=defaults.gateway_replay_limit)),
         media_url=pick("MEDIA_URL", "media_url", default=defaults.media_url),
         storage_dir=Path(pick("STORAGE_DIR", "storage_dir", default=defaults.storage_dir)),
         max_body_bytes=int(pick("MAX_BODY_BYTES", "max_body_bytes", default=defaults.max_body_bytes)),
@@ -148,5 +159,8 @@ def validate(settings: Settings) -> None:
             raise ConfigError("production cannot run on an in-memory database")
     if not 60 <= settings.media_url_ttl_seconds <= 366 * 24 * 3600:
         raise ConfigError("MEDIA_URL_TTL_SECONDS must be between 60 and 31622400 (a year)")
+    if settings.gateway_heartbeat_ms < 100 or settings.gateway_resume_seconds < 1 \
+            or settings.gateway_queue_limit < 16 or settings.gateway_replay_limit < 16:
+        raise ConfigError("gateway settings: heartbeat >= 100 ms, resume >= 1 s, queue and replay limits >= 16 frames")
     if settings.argon2_memory_kib < 8192:
         raise ConfigError("ARGON2_MEMORY_KIB below 8192 is not a memory-hard setting")

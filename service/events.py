@@ -49,6 +49,9 @@ class EventBus:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
+    def on_gap(self, callback: Callable[[], None]) -> None:
+        """``callback`` runs when events from other processes may have been lost; in one process none are."""
+
     def dispatch(self, events: list[Event]) -> None:
         for item in events:
             for subscriber in list(self._subscribers):
@@ -82,6 +85,7 @@ class RedisEventBus(EventBus):
         self._start_lock = threading.Lock()
         self._stopped = threading.Event()
         self._unreachable_until = 0.0
+        self._gap_callbacks: list[Callable[[], None]] = []
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         unsubscribe = super().subscribe(subscriber)
@@ -90,6 +94,9 @@ class RedisEventBus(EventBus):
                 self._listener = threading.Thread(target=self._listen, name="fluxer-events", daemon=True)
                 self._listener.start()
         return unsubscribe
+
+    def on_gap(self, callback: Callable[[], None]) -> None:
+        self._gap_callbacks.append(callback)
 
     def dispatch(self, events: list[Event]) -> None:
         super().dispatch(events)
@@ -113,11 +120,16 @@ class RedisEventBus(EventBus):
 
     def _listen(self) -> None:
         failures = 0
+        lost = False  # the subscription broke: whatever was published until it is back never arrived
         while not self._stopped.is_set():
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self.channel)
                 self.listening.set()
+                if lost:
+                    lost = False
+                    for callback in list(self._gap_callbacks):
+                        callback()
                 while not self._stopped.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:
@@ -125,6 +137,7 @@ class RedisEventBus(EventBus):
                         self._receive(message["data"])
             except Exception as exc:  # Redis gone, or anything else: log, wait, subscribe again
                 self.listening.clear()
+                lost = True
                 delay = self.RECONNECT_DELAYS[min(failures, len(self.RECONNECT_DELAYS) - 1)]
                 failures += 1
                 log.warning("event transport lost; reconnecting", extra={"error": repr(exc), "in_seconds": delay})

@@ -1,0 +1,92 @@
+"""The real-time gateway: WebSocket sessions on ``/gateway``, served by the same process as the API.
+
+``GatewayServer`` is the outermost ASGI layer. It takes WebSocket connections to ``/gateway`` and
+passes everything else (HTTP, lifespan) to the API. At start-up it wraps the server's SIGTERM/SIGINT
+handler, so a shutdown first tells every client to reconnect (op 7) before the server closes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from urllib.parse import parse_qs
+
+from starlette.websockets import WebSocket
+
+from service.gateway.connection import Connection
+from service.gateway.hub import Hub
+from service.gateway.protocol import API_VERSION, Close, ZstdStream
+
+log = logging.getLogger("fluxer.gateway")
+GATEWAY_PATHS = ("/gateway", "/gateway/")
+SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class GatewayServer:
+    def __init__(self, app, runtime):
+        self.app = app
+        self.hub = Hub(runtime)
+
+    def __getattr__(self, name):  # the API app's attributes (runtime, connexion) stay reachable
+        return getattr(self.app, name)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket" and scope["path"] in GATEWAY_PATHS:
+            await self._serve(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.app(scope, self._lifespan(receive), send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _serve(self, scope, receive, send) -> None:
+        self.hub.ensure_started()
+        websocket = WebSocket(scope, receive, send)
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        version = query.get("v", [str(API_VERSION)])[0]
+        encoding = query.get("encoding", ["json"])[0]
+        compress = query.get("compress", [None])[0]
+        await websocket.accept()
+        if version != str(API_VERSION):
+            await websocket.close(Close.INVALID_API_VERSION)
+            return
+        if encoding != "json" or compress not in (None, "zstd-stream"):
+            await websocket.close(Close.DECODE_ERROR)
+            return
+        if self.hub.closing:
+            await websocket.close(1012)
+            return
+        await Connection(self.hub, websocket, ZstdStream() if compress else None).run()
+
+    def _lifespan(self, receive):
+        async def wrapped():
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._hook_signals()
+            elif message["type"] == "lifespan.shutdown" and self.hub.runs_on_this_loop():
+                await self.hub.shutdown()
+            return message
+        return wrapped
+
+    def _hook_signals(self) -> None:
+        """Run the hub's shutdown (op 7 to every client) before the server's own signal handler,
+        which would otherwise close every WebSocket at once with 1012 and no word of warning."""
+        loop = asyncio.get_running_loop()
+        for sig in SHUTDOWN_SIGNALS:
+            previous = signal.getsignal(sig)
+            if not callable(previous):
+                continue
+
+            def handler(signum, frame, previous=previous):
+                loop.call_soon_threadsafe(lambda: loop.create_task(self._drain_then(previous, signum, frame)))
+
+            with contextlib.suppress(ValueError):  # not the main thread (an embedded server): keep theirs
+                signal.signal(sig, handler)
+
+    async def _drain_then(self, previous, signum, frame) -> None:
+        try:
+            await asyncio.wait_for(self.hub.shutdown(), timeout=5)
+        except Exception:  # the server must still stop
+            log.exception("gateway shutdown failed")
+        previous(signum, frame)

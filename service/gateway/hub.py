@@ -1,0 +1,376 @@
+"""One process's gateway: its sessions, and the router that hands each committed event to exactly
+the sessions whose users may see it.
+
+Events arrive from the bus (request threads, and the Redis listener thread) and queue for a single
+router task, so every session sees events in the order this process received them. Deciding who
+may see an event needs the database; those reads run in worker threads and their answers are
+cached per guild (``GuildView``) until an event that changes roles, members or channels of that
+guild passes through the router, which drops the cache before routing that event.
+
+A session outlives its connection for ``gateway_resume_seconds``: events keep landing in its replay
+buffer, and a RESUME on this process replays what the client missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from service.auth import Identity
+from service.events import Event
+from service.gateway import protocol, state
+from service.gateway.presence import MemoryPresence, RedisPresence, aggregate
+from service.permissions import Permission
+
+log = logging.getLogger("fluxer.gateway")
+
+# Events after which a guild's cached view (members, roles, overwrites) is stale.
+RESHAPING_EVENTS = frozenset({
+    "GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE", "GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE",
+    "GUILD_ROLE_CREATE", "GUILD_ROLE_UPDATE", "GUILD_ROLE_UPDATE_BULK", "GUILD_ROLE_DELETE", "CHANNEL_CREATE",
+    "CHANNEL_UPDATE", "CHANNEL_UPDATE_BULK", "CHANNEL_DELETE",
+})
+# Channel events whose payload is the channel itself: its overwrites after the change decide who hears it.
+CHANNEL_SHAPED = frozenset({"CHANNEL_CREATE", "CHANNEL_UPDATE", "CHANNEL_DELETE"})
+# Events a member hears only with more than VIEW_CHANNEL on the channel.
+EXTRA_PERMISSION = {"INVITE_CREATE": Permission.MANAGE_CHANNELS, "INVITE_DELETE": Permission.MANAGE_CHANNELS}
+# Events that change who is in a DM or group DM.
+RECIPIENT_EVENTS = frozenset({"CHANNEL_RECIPIENT_ADD", "CHANNEL_RECIPIENT_REMOVE", "CHANNEL_DELETE", "CHANNEL_CREATE"})
+GUILD_PRESENCES_INTENT = 1 << 8
+
+
+@dataclass(eq=False)
+class GatewaySession:
+    id: str
+    identity: Identity
+    status: dict
+    intents: int | None
+    replay_limit: int
+    seq: int = 0
+    replay: deque = field(default_factory=deque)
+    connection: object | None = None  # the live Connection, None while detached
+    detached_at: float | None = None
+    holding: list[str] | None = field(default_factory=list)  # dispatch prefixes that arrive before READY
+
+    @property
+    def user_id(self) -> int:
+        return self.identity.user_id
+
+    def dispatch(self, prefix: str) -> None:
+        if self.holding is not None:
+            self.holding.append(prefix)
+            return
+        self.seq += 1
+        text = protocol.frame(prefix, self.seq)
+        self.replay.append((self.seq, text))
+        if len(self.replay) > self.replay_limit:
+            self.replay.popleft()
+        if self.connection is not None:
+            self.connection.push(text)
+
+    def release(self, first: list[str]) -> None:
+        """Send ``first`` (READY), then what arrived while it was being built, in order."""
+        held, self.holding = self.holding or [], None
+        for prefix in [*first, *held]:
+            self.dispatch(prefix)
+
+    def missed_since(self, seq: int) -> list[str] | None:
+        """The frames after ``seq``; None when some of them have already left the buffer."""
+        if seq == self.seq:
+            return []
+        oldest = self.replay[0][0] if self.replay else self.seq + 1
+        if seq < oldest - 1:
+            return None
+        return [text for s, text in self.replay if s > seq]
+
+    def wants(self, event_name: str) -> bool:
+        if event_name == "PRESENCE_UPDATE" and self.intents is not None:
+            return bool(self.intents & GUILD_PRESENCES_INTENT)
+        return True
+
+
+class Hub:
+    def __init__(self, runtime):
+        self.runtime = runtime
+        settings = runtime.settings
+        self.heartbeat_interval_ms = settings.gateway_heartbeat_ms
+        self.resume_seconds = settings.gateway_resume_seconds
+        self.queue_limit = settings.gateway_queue_limit
+        self.replay_limit = settings.gateway_replay_limit
+        self.sessions: dict[str, GatewaySession] = {}
+        self.by_user: dict[int, set[GatewaySession]] = {}
+        self.guild_users: dict[int, set[int]] = {}  # guild -> local users who are members
+        self.presence = (RedisPresence(settings.redis_url, settings.events_channel) if settings.redis_url
+                         else MemoryPresence())
+        self._views: dict[int, state.GuildView] = {}
+        self._recipients: dict[int, set[int]] = {}
+        self._queue: asyncio.Queue | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._unsubscribe = None
+        self.closing = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def ensure_started(self) -> None:
+        """Start on the running loop: at server start-up, or with the first connection. A hub whose
+        loop has ended (an embedded server that stopped) starts afresh on the new one."""
+        if self._loop is not None and not self._loop.is_closed():
+            return
+        if self._unsubscribe:
+            self._unsubscribe()
+        self.sessions.clear()
+        self.by_user.clear()
+        self.guild_users.clear()
+        self._views.clear()
+        self._recipients.clear()
+        self.closing = False
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        self._tasks = [self._loop.create_task(self._route_forever(), name="gateway-router"),
+                       self._loop.create_task(self._housekeeping(), name="gateway-housekeeping")]
+        self._unsubscribe = self.runtime.events.subscribe(self._from_bus)
+        self.runtime.events.on_gap(self._from_gap)
+
+    def runs_on_this_loop(self) -> bool:
+        return self._loop is not None and self._loop is asyncio.get_running_loop()
+
+    async def shutdown(self) -> None:
+        """Tell every client to reconnect elsewhere (op 7), then close their connections."""
+        self.closing = True
+        connections = [s.connection for s in self.sessions.values() if s.connection is not None]
+        await asyncio.gather(*(c.reconnect_elsewhere() for c in connections), return_exceptions=True)
+        for session in list(self.sessions.values()):
+            self._forget(session)
+        if self._unsubscribe:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for task in self._tasks:
+            task.cancel()
+        self._loop = None
+
+    def _from_bus(self, event: Event) -> None:
+        # Called from request threads and the Redis listener: hand over to the loop, in order.
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
+            loop.call_soon_threadsafe(self._queue.put_nowait, event)
+
+    def _from_gap(self) -> None:
+        """Events from other processes were lost (Redis went away): every session may have missed
+        some, so each client is told to start over with a fresh READY rather than trust a replay."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._invalidate_everything)
+
+    def _invalidate_everything(self) -> None:
+        self._views.clear()
+        self._recipients.clear()
+        for session in list(self.sessions.values()):
+            if session.connection is not None:
+                session.connection.invalidate()
+            self._forget(session)
+
+    async def db(self, function, *args):
+        """Run ``function(session, *args)`` in a worker thread with its own database session."""
+        def run():
+            with Session(self.runtime.db.engine, expire_on_commit=False) as session:
+                return function(session, *args)
+        return await asyncio.to_thread(run)
+
+    # --- sessions ----------------------------------------------------------------------------
+
+    async def open_session(self, identity: Identity, status: dict, intents: int | None) -> GatewaySession:
+        guild_ids = await self.db(state.guild_ids_of, identity.user_id)
+        session = GatewaySession(secrets.token_hex(16), identity, status, intents, self.replay_limit)
+        self.sessions[session.id] = session
+        self.by_user.setdefault(identity.user_id, set()).add(session)
+        for guild_id in guild_ids:
+            self._join(identity.user_id, guild_id)
+        await self._set_presence(session, status)
+        return session
+
+    def attach(self, session: GatewaySession, connection) -> None:
+        previous = session.connection
+        session.connection, session.detached_at = connection, None
+        if previous is not None and previous is not connection:
+            previous.replaced()
+
+    def detach(self, session: GatewaySession, connection, *, resumable: bool) -> None:
+        if session.connection is not connection:
+            return  # a newer connection resumed this session already
+        session.connection = None
+        if resumable and not self.closing:
+            session.detached_at = time.monotonic()
+        else:
+            self._forget(session)
+
+    def end(self, session: GatewaySession) -> None:
+        self._forget(session)
+
+    def _forget(self, session: GatewaySession) -> None:
+        if self.sessions.pop(session.id, None) is None:
+            return
+        held = self.by_user.get(session.user_id, set())
+        held.discard(session)
+        if not held:
+            self.by_user.pop(session.user_id, None)
+            for guild_id, users in list(self.guild_users.items()):
+                if session.user_id in users:
+                    self._leave(session.user_id, guild_id)
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.create_task(self._drop_presence(session))
+
+    def _join(self, user_id: int, guild_id: int) -> None:
+        users = self.guild_users.setdefault(guild_id, set())
+        if user_id not in users:
+            users.add(user_id)
+            self._views.pop(guild_id, None)
+
+    def _leave(self, user_id: int, guild_id: int) -> None:
+        users = self.guild_users.get(guild_id)
+        if users and user_id in users:
+            users.discard(user_id)
+            if not users:
+                self.guild_users.pop(guild_id, None)
+            self._views.pop(guild_id, None)
+
+    async def _housekeeping(self) -> None:
+        """End sessions nobody resumed in time; keep this process's presence fresh in Redis."""
+        last_refresh = time.monotonic()
+        while True:
+            await asyncio.sleep(min(5.0, self.resume_seconds / 4))
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                if session.detached_at is not None and now - session.detached_at > self.resume_seconds:
+                    self._forget(session)
+            if now - last_refresh >= getattr(self.presence, "REFRESH_SECONDS", 60):
+                last_refresh = now
+                held = {uid: {s.id for s in sessions} for uid, sessions in self.by_user.items()}
+                try:
+                    await asyncio.to_thread(self.presence.refresh, held)
+                except Exception as exc:  # Redis away: the next round tries again
+                    log.warning("presence refresh failed", extra={"error": repr(exc)})
+
+    # --- presence ----------------------------------------------------------------------------
+
+    async def set_status(self, session: GatewaySession, status: dict) -> None:
+        session.status = status
+        await self._set_presence(session, status)
+
+    async def _set_presence(self, session: GatewaySession, status: dict) -> None:
+        def change():
+            before = aggregate(list(self.presence.sessions(session.user_id).values()))
+            self.presence.put(session.user_id, session.id, status)
+            return before, aggregate(list(self.presence.sessions(session.user_id).values()))
+        await self._announce_presence(session.user_id, change)
+
+    async def _drop_presence(self, session: GatewaySession) -> None:
+        def change():
+            before = aggregate(list(self.presence.sessions(session.user_id).values()))
+            self.presence.drop(session.user_id, session.id)
+            return before, aggregate(list(self.presence.sessions(session.user_id).values()))
+        await self._announce_presence(session.user_id, change)
+
+    async def _announce_presence(self, user_id: int, change) -> None:
+        try:
+            before, after = await asyncio.to_thread(change)
+            if before == after:
+                return
+            user = await self.db(state.public_user, user_id)
+            audience = await self.db(state.presence_audience, user_id)
+        except Exception as exc:  # presence is best effort: Redis or the database away must not end a session
+            log.warning("presence update failed", extra={"error": repr(exc)})
+            return
+        if user is None:
+            return
+        payload = {"user": user, **after, "custom_status": None}
+        if audience:
+            self.runtime.events.dispatch([Event("PRESENCE_UPDATE", payload, user_ids=tuple(sorted(audience)))])
+
+    # --- routing -----------------------------------------------------------------------------
+
+    async def _route_forever(self) -> None:
+        while True:
+            event = await self._queue.get()
+            try:
+                await self.route(event)
+            except Exception:  # one bad event must not stop delivery of the rest
+                log.exception("gateway routing failed", extra={"event": event.name})
+
+    async def route(self, event: Event) -> None:
+        if not self.sessions:
+            return
+        self._before_routing(event)
+        audience = await self._audience(event)
+        if audience:
+            prefix = protocol.dispatch_prefix(event.name, event.data)
+            for user_id in audience:
+                for session in list(self.by_user.get(user_id, ())):
+                    if session.wants(event.name):
+                        session.dispatch(prefix)
+        self._after_routing(event)
+
+    def _before_routing(self, event: Event) -> None:
+        if event.guild_id is not None and event.name in RESHAPING_EVENTS:
+            self._views.pop(event.guild_id, None)
+        if event.name in RECIPIENT_EVENTS:  # the DM's id is the payload's id (CHANNEL_*) or channel_id (RECIPIENT_*)
+            self._recipients.pop(event.channel_id, None)
+            if isinstance(event.data, dict):
+                for key in ("id", "channel_id"):
+                    self._recipients.pop(_int(event.data.get(key)), None)
+
+    def _after_routing(self, event: Event) -> None:
+        """A user who joined or left a guild: this process now routes that guild's events to them, or stops."""
+        if event.name not in ("GUILD_CREATE", "GUILD_DELETE") or not event.user_ids:
+            return
+        guild_id = _int(event.data.get("id")) if isinstance(event.data, dict) else None
+        if guild_id is None:
+            return
+        for user_id in event.user_ids:
+            if user_id in self.by_user:
+                (self._join if event.name == "GUILD_CREATE" else self._leave)(user_id, guild_id)
+
+    async def _audience(self, event: Event) -> set[int]:
+        if event.user_ids:
+            return {uid for uid in event.user_ids if uid in self.by_user}
+        if event.guild_id is not None:
+            view = await self._view(event.guild_id)
+            if event.channel_id is None:
+                return view.member_ids
+            needed = Permission.VIEW_CHANNEL | EXTRA_PERMISSION.get(event.name, 0)
+            overwrites = state.overwrites_in(event.data) if event.name in CHANNEL_SHAPED else None
+            return {uid for uid in view.accesses
+                    if view.permissions(uid, event.channel_id, overwrites) & needed == needed}
+        if event.channel_id is not None:  # a DM or group DM: its recipients
+            recipients = self._recipients.get(event.channel_id)
+            if recipients is None:
+                recipients = await self.db(state.recipients_of, event.channel_id)
+                self._recipients[event.channel_id] = recipients
+            return {uid for uid in recipients if uid in self.by_user}
+        return set()
+
+    async def _view(self, guild_id: int) -> state.GuildView:
+        view = self._views.get(guild_id)
+        if view is None:
+            candidates = set(self.guild_users.get(guild_id, ()))
+            view = await self.db(state.load_guild_view, guild_id, candidates) if candidates else state.GuildView(guild_id)
+            # Only cache what is still current: a join or leave while loading dropped the entry.
+            if candidates == self.guild_users.get(guild_id, set()):
+                self._views[guild_id] = view
+        return view
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

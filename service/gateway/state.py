@@ -1,0 +1,190 @@
+"""What the gateway reads from the database: identity, READY state, and who may see an event.
+
+Every function here is synchronous and takes an ORM session; the hub runs them in worker threads so
+the event loop never waits on the database. Permission answers come from the same ``GuildAccess``
+rules the REST operations use, so the gateway can never show what a request would refuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from service import auth, dms, guilds, members, relationships, serializers
+from service.access import GuildAccess, load_member_access
+from service.auth import Identity
+from service.crypto import SESSION_TOKEN_PREFIX
+from service.errors import APIError
+from service.models import (
+    AuthSession,
+    Channel,
+    ChannelRecipient,
+    Guild,
+    Member,
+    MemberRole,
+    PermissionOverwrite,
+    Relationship,
+    Role,
+    User,
+)
+from service.permissions import Overwrite
+
+FRIEND = 1
+IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's parameter limit
+
+
+def chunks(ids, size: int = IN_CHUNK):
+    ids = list(ids)
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def identify(runtime, token) -> Identity | None:
+    """The account behind a gateway token: a session token by its ``flx_`` form, else a bot token.
+    None when the token is unknown or the account may not use the API (under review)."""
+    if not isinstance(token, str) or not token or len(token) > 512:
+        return None
+    kind = "session" if token.startswith(SESSION_TOKEN_PREFIX) else "bot"
+    try:
+        info = auth.resolve(runtime, kind, token, "/gateway")
+    except APIError:
+        return None
+    return Identity.from_token_info(info) if info else None
+
+
+def session_alive(session, identity: Identity) -> bool:
+    """Whether the login behind a gateway session still exists (a logout or revoked token ends it)."""
+    if identity.kind == "bot":
+        return session.get(User, identity.user_id) is not None
+    return session.get(AuthSession, identity.session_id) is not None
+
+
+def ready(session, identity: Identity) -> tuple[dict, list[dict]]:
+    """READY's payload, and the GUILD_CREATE payloads that follow it for a bot (people get full
+    guilds inside READY; bots get unavailable stubs first, as Discord's gateway does)."""
+    user = session.get(User, identity.user_id)
+    memberships = session.execute(select(Guild, Member).join(Member, Member.guild_id == Guild.id)
+                                  .where(Member.user_id == identity.user_id).order_by(Guild.id)).all()
+    full = [guilds.full_state(session, load_member_access(session, guild, member)) for guild, member in memberships]
+    private_channels = dms.list_private(session, identity)
+    users: dict[str, dict] = {}
+    related = []
+    for item in relationships.list_relationships(session, identity):
+        person = item.pop("user")
+        users[person["id"]] = person
+        related.append(item)
+    for channel in private_channels:
+        for person in channel["recipients"]:
+            users[person["id"]] = person
+    payload = {
+        "v": 1,
+        "version": 1,
+        "user": (serializers.bot if identity.is_bot else serializers.user_private).dump(user),
+        "guilds": [{"id": g["id"], "unavailable": True} for g in full] if identity.is_bot else full,
+        "private_channels": private_channels,
+        "relationships": related,
+        "users": list(users.values()),
+    }
+    return payload, (full if identity.is_bot else [])
+
+
+def guild_ids_of(session, user_id: int) -> set[int]:
+    return set(session.scalars(select(Member.guild_id).where(Member.user_id == user_id)))
+
+
+@dataclass
+class GuildView:
+    """One guild as the gateway routes it: the local candidates who are members, with their access,
+    and every channel's overwrites. Rebuilt whenever roles, members or channels change."""
+
+    guild_id: int
+    accesses: dict[int, GuildAccess] = field(default_factory=dict)
+    overwrites: dict[int, list[Overwrite]] = field(default_factory=dict)
+    _cache: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    @property
+    def member_ids(self) -> set[int]:
+        return set(self.accesses)
+
+    def permissions(self, user_id: int, channel_id: int, overwrites: list[Overwrite] | None = None) -> int:
+        access = self.accesses.get(user_id)
+        if access is None:
+            return 0
+        if overwrites is not None:  # a channel event names the channel's own (new) overwrites
+            return access.permissions_under(overwrites)
+        key = (channel_id, user_id)
+        if key not in self._cache:
+            self._cache[key] = access.permissions_under(self.overwrites.get(channel_id, []))
+        return self._cache[key]
+
+
+def load_guild_view(session, guild_id: int, candidate_ids) -> GuildView:
+    view = GuildView(guild_id)
+    guild = session.get(Guild, guild_id)
+    if guild is None:
+        return view
+    roles = {role.id: role for role in session.scalars(select(Role).where(Role.guild_id == guild_id))}
+    members, held = {}, {}
+    for batch in chunks(candidate_ids):
+        for member in session.scalars(select(Member).where(Member.guild_id == guild_id, Member.user_id.in_(batch))):
+            members[member.user_id] = member
+            held[member.user_id] = []
+        for user_id, role_id in session.execute(select(MemberRole.user_id, MemberRole.role_id).where(
+                MemberRole.guild_id == guild_id, MemberRole.user_id.in_(batch))):
+            if user_id in held:
+                held[user_id].append(role_id)
+    view.accesses = {uid: GuildAccess(guild, member, roles, held[uid]) for uid, member in members.items()}
+    rows = session.scalars(select(PermissionOverwrite).join(Channel, Channel.id == PermissionOverwrite.channel_id)
+                           .where(Channel.guild_id == guild_id))
+    for row in rows:
+        view.overwrites.setdefault(row.channel_id, []).append(Overwrite(row.target_id, row.type, row.allow, row.deny))
+    return view
+
+
+def overwrites_in(channel_data: dict) -> list[Overwrite] | None:
+    """The overwrites a CHANNEL_* payload carries (its state after the change), as permission rows."""
+    rows = channel_data.get("permission_overwrites") if isinstance(channel_data, dict) else None
+    if rows is None:
+        return None
+    return [Overwrite(int(o["id"]), int(o["type"]), int(o["allow"]), int(o["deny"])) for o in rows]
+
+
+def recipients_of(session, channel_id: int) -> set[int]:
+    return set(session.scalars(select(ChannelRecipient.user_id).where(ChannelRecipient.channel_id == channel_id)))
+
+
+def presence_audience(session, user_id: int) -> set[int]:
+    """Who hears ``user_id``'s presence: everyone sharing a guild with them, and their friends."""
+    shared = select(Member.guild_id).where(Member.user_id == user_id)
+    audience = set(session.scalars(select(Member.user_id).where(Member.guild_id.in_(shared)).distinct()))
+    audience |= set(session.scalars(select(Relationship.target_id).where(
+        Relationship.user_id == user_id, Relationship.type == FRIEND)))
+    audience.discard(user_id)
+    return audience
+
+
+def public_user(session, user_id: int) -> dict | None:
+    user = session.get(User, user_id)
+    return serializers.user_public.dump(user) if user else None
+
+
+def guild_members(session, user_id: int, guild_id: int, *, query: str, limit: int,
+                  user_ids: list[int] | None) -> tuple[list[dict], list[str]]:
+    """REQUEST_GUILD_MEMBERS: the members matching ``query`` (a username prefix) or ``user_ids``,
+    answered only to a member of the guild; and the requested ids that are not members."""
+    if session.get(Member, (guild_id, user_id)) is None:
+        return [], []
+    statement = (select(Member, User).join(User, User.id == Member.user_id).where(Member.guild_id == guild_id)
+                 .order_by(Member.user_id))
+    if user_ids:
+        statement = statement.where(Member.user_id.in_(user_ids[:100]))
+    elif query:
+        escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        statement = statement.where(User.username.ilike(escaped + "%", escape="\\"))
+    rows = session.execute(statement.limit(limit or 1000)).all()
+    role_ids = members.role_ids_of(session, guild_id, [m.user_id for m, _ in rows])
+    found = [serializers.serialize_member(m, u, role_ids[m.user_id]) for m, u in rows]
+    present = {m.user_id for m, _ in rows}
+    not_found = [str(uid) for uid in (user_ids or [])[:100] if uid not in present]
+    return found, not_found
