@@ -165,3 +165,27 @@ def run_at_once(app, *calls):
     for thread in threads:
         thread.join(60)
     return results, errors
+
+
+@pytest.fixture(scope="session")
+def gateway_server(app):
+    """The suite's app served by a real uvicorn (WebSockets need one); HTTP may still use ``client``."""
+    from tests.gateway import EmbeddedServer
+    with EmbeddedServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def gateway(gateway_server):
+    """Opens gateway connections on the embedded server; closes them after the test."""
+    from tests.gateway import GatewayClient
+    opened = []
+
+    def _open(query: str = "v=1&encoding=json") -> GatewayClient:
+        connection = GatewayClient(gateway_server.gateway_url, query)
+        opened.append(connection)
+        return connection
+
+    yield _open
+    for connection in opened:
+        connection.close()
