@@ -41,8 +41,10 @@ def update_guild_vanity_url(guild_id, body, token_info):
 
 
 def list_guilds(token_info, before=None, after=None, limit=200, with_counts=None):
-    identity = Identity.from_token_info(token_info)
-    return guilds.list_mine(current().db.session, identity, before=before, after=after, limit=limit), 200
+    rt = current()
+    counted = (with_counts or "").lower() in ("true", "1")
+    return guilds.list_mine(rt.db.session, Identity.from_token_info(token_info), before=before, after=after, limit=limit,
+                            presence_store=rt.presence if counted else None), 200
 
 
 def leave_guild(guild_id, token_info):

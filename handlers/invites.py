@@ -20,7 +20,8 @@ def list_guild_invites(guild_id, token_info):
 
 
 def get_invite(invite_code):
-    return invites.get(current().db.session, invite_code), 200
+    rt = current()
+    return invites.get(rt.db.session, rt.presence, invite_code), 200
 
 
 def accept_invite(invite_code, token_info):

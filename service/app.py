@@ -27,6 +27,7 @@ from service.gateway import GatewayServer
 from service.mail import Mailer
 from service.middleware import API_PREFIX, EdgeMiddleware, FluxerCORSMiddleware, request_id_var
 from service.models import IdNode
+from service.presence import MemoryPresence, RedisPresence
 from service.ratelimit import RateLimitMiddleware
 from service.routes import MethodGuard, RouteResolver, RouteTable
 from service.runtime import EXTENSION_KEY, Runtime
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> GatewayServer:
         mailer=Mailer(settings),
         events=bus,
         storage=LocalStorage(settings.storage_dir),
+        presence=RedisPresence(settings.redis_url, settings.events_channel) if settings.redis_url else MemoryPresence(),
     )
     storage.attach(db.session.session_factory, runtime.storage)
 

@@ -7,7 +7,20 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from service import accounts, attachments, audit, channels, events, expressions, images, members, roles, serializers, storage
+from service import (
+    accounts,
+    attachments,
+    audit,
+    channels,
+    events,
+    expressions,
+    images,
+    members,
+    presence,
+    roles,
+    serializers,
+    storage,
+)
 from service.access import GuildAccess, guild_access
 from service.audit import Action
 from service.auth import Identity
@@ -85,7 +98,9 @@ def get(session, identity: Identity, guild_id: str) -> dict:
     return full_state(session, access)
 
 
-def list_mine(session, identity: Identity, *, before: str | None, after: str | None, limit: int) -> list[dict]:
+def list_mine(session, identity: Identity, *, before: str | None, after: str | None, limit: int,
+              presence_store=None) -> list[dict]:
+    """The caller's guilds; with ``presence_store`` (``with_counts``) each counts its members online."""
     query = select(Guild).join(Member, Member.guild_id == Guild.id).where(Member.user_id == identity.user_id)
     before, after = cursor(before), cursor(after)
     if before is not None:
@@ -99,7 +114,10 @@ def list_mine(session, identity: Identity, *, before: str | None, after: str | N
     result = []
     for guild in rows:
         access = guild_access(session, identity, guild.id)
-        result.append(dump(guild, permissions=access.permissions))
+        data = dump(guild, permissions=access.permissions)
+        if presence_store is not None:
+            data["approximate_presence_count"] = presence.online_members(session, presence_store, guild.id)
+        result.append(data)
     return result
 
 

@@ -3,7 +3,8 @@
 Taking a use is one conditional UPDATE (``uses = uses + 1`` only while the invite is still
 live), so of two people racing for the last use exactly one gets it, on SQLite and on
 PostgreSQL alike. A guild's vanity code is accepted wherever an invite code is; it never
-expires and has no use limit. ``presence_count`` is 0 until this server runs a gateway.
+expires and has no use limit. ``presence_count`` counts the members online on the gateway when
+an invite is looked up by code; lists and newly made invites carry 0 rather than pay for the count.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service import audit, events, guilds, members, serializers
+from service import audit, events, guilds, members, presence, serializers
 from service.access import GuildAccess, channel_access, guild_access, load_member_access
 from service.audit import Action
 from service.auth import Identity
@@ -80,7 +81,7 @@ def dump(session, invite: Invite, *, guild: Guild | None = None, channel: Channe
         "channel": _channel_partial(channel),
         "inviter": serializers.user_public.dump(inviter) if inviter is not None else None,
         "member_count": guild.member_count,
-        "presence_count": 0,  # no gateway yet, so nobody is known to be online
+        "presence_count": 0,  # counted only where one invite is looked up (``get``)
         "expires_at": serializers.iso(invite.expires_at),
         "temporary": invite.temporary,
     }
@@ -130,11 +131,11 @@ def _resolve(session, code: str) -> tuple[Invite | None, Guild, Channel]:
 # --- Reading -------------------------------------------------------------------------------
 
 
-def get(session, code: str) -> dict:
+def get(session, presence_store, code: str) -> dict:
     invite, guild, channel = _resolve(session, code)
-    if invite is None:
-        return _dump_vanity(session, guild, channel)
-    return dump(session, invite, guild=guild, channel=channel)
+    data = _dump_vanity(session, guild, channel) if invite is None else dump(session, invite, guild=guild, channel=channel)
+    data["presence_count"] = presence.online_members(session, presence_store, guild.id)
+    return data
 
 
 def _listed(session, query) -> list[dict]:
@@ -251,7 +252,7 @@ def accept(rt, session, identity: Identity, code: str) -> dict:
         raise APIError(403, "BOTS_CANNOT_ACCEPT_INVITES", "Bots join guilds through OAuth2 authorization")
     invite, guild, channel = _resolve(session, code)
     if session.get(Member, (guild.id, user.id)) is not None:  # already in: no use spent
-        return get(session, code)
+        return get(session, rt.presence, code)
     if members.active_ban(session, guild.id, user.id) is not None:
         raise APIError(403, "USER_BANNED_FROM_GUILD", "You are banned from this guild")
     if INVITES_DISABLED in (guild.features or []):
@@ -266,11 +267,11 @@ def accept(rt, session, identity: Identity, code: str) -> dict:
                              temporary=invite.temporary if invite else False)
         if member is None:  # joined by another request a moment ago: give the use back
             session.rollback()
-            return get(session, code)
+            return get(session, rt.presence, code)
         session.flush()
     except IntegrityError:  # the same person's concurrent accept inserted the membership first
         session.rollback()
-        return get(session, code)
+        return get(session, rt.presence, code)
     except APIError:
         session.rollback()
         raise

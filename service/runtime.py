@@ -12,6 +12,7 @@ from service.db import Database
 from service.events import EventBus
 from service.mail import Mailer
 from service.net import client_address
+from service.presence import MemoryPresence, RedisPresence
 from service.snowflake import SnowflakeGenerator
 from service.storage import Storage
 
@@ -27,6 +28,7 @@ class Runtime:
     mailer: Mailer
     events: EventBus
     storage: Storage
+    presence: MemoryPresence | RedisPresence
 
     def new_id(self) -> int:
         return self.ids.next_id()

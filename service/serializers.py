@@ -196,7 +196,7 @@ class GuildSchema(Schema):
     message_history_cutoff = DateTimeField()
     member_count = fields.Integer()
     approximate_member_count = fields.Function(lambda guild: guild.member_count)
-    # Presence arrives with the gateway; until a session reports one, nobody counts as online.
+    # Counting who is online costs a presence lookup per member: only `with_counts` lists pay for it.
     approximate_presence_count = fields.Constant(0)
     online_count = fields.Constant(0)
 

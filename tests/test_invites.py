@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -526,3 +527,29 @@ def test_one_person_accepting_twice_at_once(client, app, register, make_guild, b
 
     assert all(isinstance(o, dict) for o in outcomes), outcomes
     assert _uses(app, invite["code"]) == 1 and _member_count(app, guild["id"]) == 2
+
+
+def test_presence_count_counts_members_online_on_the_gateway(client, register, make_guild, add_member, gateway):
+    owner, online, offline = register(), register(), register()
+    guild = make_guild(owner)
+    add_member(online, guild)
+    add_member(offline, guild)
+    channel = next(c for c in client.get(f"/v1/guilds/{guild['id']}/channels", headers=owner.auth).json()
+                   if c["type"] == 0)
+    code = client.post(f"/v1/channels/{channel['id']}/invites", json={}, headers=owner.auth).json()["code"]
+    assert client.get(f"/v1/invites/{code}").json()["presence_count"] == 0
+
+    connection = gateway()
+    connection.identify(online.token)
+    invisible = gateway()
+    invisible.identify(offline.token, presence={"status": "invisible"})
+    assert client.get(f"/v1/invites/{code}").json()["presence_count"] == 1
+    listed = client.get("/v1/users/@me/guilds?with_counts=true", headers=owner.auth).json()
+    assert [g["approximate_presence_count"] for g in listed] == [1]
+    assert client.get("/v1/users/@me/guilds", headers=owner.auth).json()[0]["approximate_presence_count"] == 0
+
+    connection.ws.close()  # a normal close ends the session: nobody is online any more
+    deadline = time.monotonic() + 5
+    while client.get(f"/v1/invites/{code}").json()["presence_count"] != 0:
+        assert time.monotonic() < deadline, "presence stayed online after the session ended"
+        time.sleep(0.05)

@@ -17,8 +17,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service.gateway import protocol, state
 from service.gateway.hub import GatewaySession, Hub
-from service.gateway.presence import STATUSES
 from service.gateway.protocol import Close, Op, ProtocolError
+from service.presence import STATUSES
 
 log = logging.getLogger("fluxer.gateway")
 NORMAL_CLOSURES = (1000, 1001)  # a client that says goodbye ends its session; other closes may resume

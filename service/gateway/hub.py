@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 from service.auth import Identity
 from service.events import Event
 from service.gateway import protocol, state
-from service.gateway.presence import MemoryPresence, RedisPresence, aggregate
 from service.permissions import Permission
+from service.presence import aggregate
 
 log = logging.getLogger("fluxer.gateway")
 
@@ -107,8 +107,7 @@ class Hub:
         self.sessions: dict[str, GatewaySession] = {}
         self.by_user: dict[int, set[GatewaySession]] = {}
         self.guild_users: dict[int, set[int]] = {}  # guild -> local users who are members
-        self.presence = (RedisPresence(settings.redis_url, settings.events_channel) if settings.redis_url
-                         else MemoryPresence())
+        self.presence = runtime.presence
         self._views: dict[int, state.GuildView] = {}
         self._recipients: dict[int, set[int]] = {}
         self._queue: asyncio.Queue | None = None
@@ -252,7 +251,7 @@ class Hub:
             for session in list(self.sessions.values()):
                 if session.detached_at is not None and now - session.detached_at > self.resume_seconds:
                     self._forget(session)
-            if now - last_refresh >= getattr(self.presence, "REFRESH_SECONDS", 60):
+            if now - last_refresh >= self.presence.REFRESH_SECONDS:
                 last_refresh = now
                 held = {uid: {s.id for s in sessions} for uid, sessions in self.by_user.items()}
                 try:

@@ -12,6 +12,9 @@ import logging
 import time
 
 import redis
+from sqlalchemy import select
+
+from service.models import Member
 
 log = logging.getLogger("fluxer.presence")
 STATUSES = ("online", "dnd", "idle", "invisible", "offline")  # most present first
@@ -29,6 +32,8 @@ def aggregate(sessions: list[dict]) -> dict:
 
 
 class MemoryPresence:
+    REFRESH_SECONDS = 60
+
     def __init__(self) -> None:
         self._sessions: dict[int, dict[str, dict]] = {}
 
@@ -113,3 +118,12 @@ class RedisPresence:
                 pipe.hset(self._key(user_id), session_id, json.dumps(state))
                 pipe.expire(self._key(user_id), self.TTL_SECONDS)
         pipe.execute()
+
+
+def online_members(session, store, guild_id: int) -> int:
+    """How many of a guild's members are online (invites' ``presence_count``, guilds' ``with_counts``)."""
+    member_ids = list(session.scalars(select(Member.user_id).where(Member.guild_id == guild_id)))
+    try:
+        return len(store.online(member_ids))
+    except redis.RedisError:  # presence is a hint: without Redis nobody is known to be online
+        return 0
