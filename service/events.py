@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -66,13 +67,17 @@ class RedisEventBus(EventBus):
 
     ``dispatch`` (after a commit) hands the events to this process's subscribers and publishes them
     for the others; a listener thread, started with the first subscriber, hands the other processes'
-    events to ours. Each bus tags what it publishes and skips its own echo. Delivery to other
-    processes is at most once: Redis away, events still reach this process (the failure logged),
-    the others miss what is published meanwhile, and the listener reconnects until Redis is back.
+    events to ours. Each bus tags what it publishes with its origin and a counter, and skips its own echo.
+
+    Redis away, events still reach this process at once; those for the others wait in a bounded
+    backlog, published in order when Redis answers again. A receiver that finds a hole anyway (its
+    subscription broke, or a backlog overflowed and a counter jumped) tells its ``on_gap`` callbacks,
+    so the gateway can make its clients start over instead of trusting a stream with holes.
     """
 
     RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)  # seconds between reconnection attempts, the last repeated
-    RETRY_PUBLISH_AFTER = 1.0  # seconds after a failed publish before publishing is tried again
+    RETRY_PUBLISH_AFTER = 1.0  # seconds after a failed publish before commits try Redis again
+    BACKLOG_LIMIT = 10_000  # events kept for other processes while Redis is away; older ones are lost
 
     def __init__(self, url: str, channel: str):
         super().__init__()
@@ -86,6 +91,10 @@ class RedisEventBus(EventBus):
         self._stopped = threading.Event()
         self._unreachable_until = 0.0
         self._gap_callbacks: list[Callable[[], None]] = []
+        self._publish_lock = threading.Lock()  # one publisher at a time keeps the counter in Redis's order
+        self._counter = 0
+        self._backlog: deque[str] = deque(maxlen=self.BACKLOG_LIMIT)
+        self._last_seen: dict[str, int] = {}  # origin -> the counter of its last event received
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         unsubscribe = super().subscribe(subscriber)
@@ -100,17 +109,28 @@ class RedisEventBus(EventBus):
 
     def dispatch(self, events: list[Event]) -> None:
         super().dispatch(events)
-        if time.monotonic() < self._unreachable_until:  # do not make every commit wait on a dead Redis
+        with self._publish_lock:
+            for item in events:
+                self._counter += 1
+                self._backlog.append(json.dumps({"origin": self.origin, "n": self._counter, "event": asdict(item)},
+                                                default=str))
+            if time.monotonic() >= self._unreachable_until:  # do not make every commit wait on a dead Redis
+                self._flush()
+
+    def _flush(self) -> None:
+        """Publish the backlog in order (the caller holds the publish lock). Never raises."""
+        if not self._backlog:
             return
         try:
             pipeline = self._redis.pipeline(transaction=False)
-            for item in events:
-                pipeline.publish(self.channel, json.dumps({"origin": self.origin, "event": asdict(item)}, default=str))
+            for envelope in self._backlog:
+                pipeline.publish(self.channel, envelope)
             pipeline.execute()
+            self._backlog.clear()
         except Exception as exc:  # after the commit nothing may fail the request: log and carry on
             self._unreachable_until = time.monotonic() + self.RETRY_PUBLISH_AFTER
-            log.warning("event transport unavailable: other processes miss these events",
-                        extra={"error": repr(exc), "events": len(events)})
+            log.warning("event transport unavailable: events for other processes wait",
+                        extra={"error": repr(exc), "waiting": len(self._backlog)})
 
     def close(self) -> None:
         """Stop listening (the subscription ends within a second); this process's delivery goes on."""
@@ -128,8 +148,10 @@ class RedisEventBus(EventBus):
                 self.listening.set()
                 if lost:
                     lost = False
-                    for callback in list(self._gap_callbacks):
-                        callback()
+                    self._report_gap()
+                    with self._publish_lock:  # Redis is back: what waited goes out now, not on the next commit
+                        self._unreachable_until = 0.0
+                        self._flush()
                 while not self._stopped.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:
@@ -154,10 +176,20 @@ class RedisEventBus(EventBus):
             fields = envelope["event"]
             item = Event(fields["name"], fields["data"], guild_id=fields["guild_id"], channel_id=fields["channel_id"],
                          user_ids=tuple(fields["user_ids"]))
+            counter = int(envelope["n"])
         except (ValueError, KeyError, TypeError):
             log.warning("unreadable event on the transport channel", extra={"channel": self.channel})
             return
+        previous = self._last_seen.get(envelope["origin"])
+        self._last_seen[envelope["origin"]] = counter
+        if previous is not None and counter != previous + 1:
+            self._report_gap()
         super().dispatch([item])
+
+    def _report_gap(self) -> None:
+        log.warning("events from other processes were lost", extra={"channel": self.channel})
+        for callback in list(self._gap_callbacks):
+            callback()
 
 
 def publish(session, name: str, data: dict, *, guild_id: int | None = None, channel_id: int | None = None,
