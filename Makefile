@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 4
 
-.PHONY: install run serve migrate test lint spec fuzz client clean bench
+.PHONY: install run serve migrate test lint spec fuzz compat client clean bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ spec: install
 ## Schemathesis against a live server, every operation, every check.
 fuzz: install
 	$(PY) tests/live_schemathesis.py
+
+## The official Discord libraries (@discordjs/ws + @discordjs/rest) run a ping-pong bot against a live server.
+compat: install
+	@command -v node >/dev/null && command -v npm >/dev/null \
+		|| { echo "compat needs Node.js 20+ and npm: https://nodejs.org/ (or apt-get install nodejs npm)"; exit 1; }
+	$(PY) tests/discordjs/run.py
 
 ## Messaging benchmark: the production server against a minimal ASGI baseline (wrk, PostgreSQL; see README).
 ## DATABASE_URL defaults to postgresql://postgres@127.0.0.1:5432/bench (recreated); BENCH_ARGS passes options.

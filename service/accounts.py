@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service import serializers
+from service import events, serializers
 from service.auth import Identity
 from service.crypto import (
     keyed_hash,
@@ -107,6 +107,7 @@ def list_sessions(session, identity: Identity) -> list[dict]:
 
 def logout(session, identity: Identity) -> None:
     session.execute(delete(AuthSession).where(AuthSession.id == identity.session_id))
+    events.end_logins(session, identity.user_id, [identity.session_id])
     session.commit()
 
 
@@ -118,6 +119,7 @@ def logout_sessions(rt, session, identity: Identity, body: dict) -> None:
            if serializers.session_id_hash(row.id) in wanted]
     if ids:
         session.execute(delete(AuthSession).where(AuthSession.id.in_(ids)))
+        events.end_logins(session, user.id, ids)
     session.commit()
 
 

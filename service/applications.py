@@ -93,6 +93,7 @@ def remove(rt, session, identity: Identity, application_id: str) -> None:
     # The bot's messages go with its user (ON DELETE CASCADE), and their files after the commit.
     storage.delete_after_commit(session, *attachments.storage_keys_of(session, Message.author_id == bot_user.id))
     session.execute(delete(User).where(User.id == bot_user.id))
+    events.end_logins(session, bot_user.id)
     session.commit()
 
 
@@ -101,6 +102,7 @@ def reset_bot_token(rt, session, identity: Identity, application_id: str, body: 
     accounts.verify_sudo(rt, session, me(session, identity), body)
     token = new_bot_token(bot_user.id)
     app.bot_token_hash = sha256_hex(token)  # the old token stops matching at once
+    events.end_logins(session, bot_user.id)
     session.commit()
     bot = serializers.bot.dump(bot_user)
     bot["token"] = token

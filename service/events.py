@@ -192,6 +192,16 @@ class RedisEventBus(EventBus):
             callback()
 
 
+# Internal events start with "_": the gateway acts on them and never sends them to a client.
+LOGINS_ENDED = "_LOGINS_ENDED"
+
+
+def end_logins(session, user_id: int, auth_session_ids: list[int] | None = None) -> None:
+    """Tell the gateway that these logins of ``user_id`` (None: all of them, as for a bot's token)
+    ended, so their gateway sessions close with 4006 once the change commits."""
+    publish(session, LOGINS_ENDED, {"session_ids": auth_session_ids}, user_ids=(user_id,))
+
+
 def publish(session, name: str, data: dict, *, guild_id: int | None = None, channel_id: int | None = None,
             user_ids: tuple[int, ...] | list[int] = ()) -> None:
     """Queue an event on ``session``; it is delivered when the session commits."""

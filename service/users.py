@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from service import accounts, serializers
+from service import accounts, events, serializers
 from service.auth import Identity
 from service.crypto import keyed_hash, new_backup_code, totp_step, valid_totp_secret
 from service.errors import APIError, field_error, not_found
@@ -76,8 +76,10 @@ def update_me(rt, session, identity: Identity, body: dict) -> dict:
         user.password_hash = rt.passwords.hash(body["new_password"])
         user.password_changed_at = utcnow()
         # A new password ends every other session, as users expect after a compromise.
-        session.execute(delete(AuthSession).where(AuthSession.user_id == user.id,
-                                                  AuthSession.id != identity.session_id))
+        others = list(session.scalars(select(AuthSession.id).where(AuthSession.user_id == user.id,
+                                                                   AuthSession.id != identity.session_id)))
+        session.execute(delete(AuthSession).where(AuthSession.id.in_(others)))
+        events.end_logins(session, user.id, others)
         session.execute(delete(LoginTicket).where(LoginTicket.user_id == user.id))  # half-done logins too
     for key in PROFILE_FIELDS:
         if key in body:

@@ -34,9 +34,9 @@ def _wait_until_up(base: str, server: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def live_server(env: dict[str, str]):
-    """A uvicorn process of the service on a free loopback port; yields its /v1 base URL."""
-    port = free_port()
+def live_server(env: dict[str, str], port: int | None = None):
+    """A uvicorn process of the service on ``port`` (a free loopback port by default); yields its /v1 base URL."""
+    port = port or free_port()
     base = f"http://127.0.0.1:{port}/v1"
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "service.asgi:app", "--host", "127.0.0.1", "--port", str(port),

@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket
 
 from service.gateway.connection import Connection
 from service.gateway.hub import Hub
-from service.gateway.protocol import API_VERSION, Close, ZstdStream
+from service.gateway.protocol import API_VERSION, COMPRESSORS, Close
 
 log = logging.getLogger("fluxer.gateway")
 GATEWAY_PATHS = ("/gateway", "/gateway/")
@@ -51,13 +51,13 @@ class GatewayServer:
         if version != str(API_VERSION):
             await websocket.close(Close.INVALID_API_VERSION)
             return
-        if encoding != "json" or compress not in (None, "zstd-stream"):
+        if encoding != "json" or (compress is not None and compress not in COMPRESSORS):
             await websocket.close(Close.DECODE_ERROR)
             return
         if self.hub.closing:
             await websocket.close(1012)
             return
-        await Connection(self.hub, websocket, ZstdStream() if compress else None).run()
+        await Connection(self.hub, websocket, COMPRESSORS[compress]() if compress else None).run()
 
     def _lifespan(self, receive):
         async def wrapped():

@@ -27,7 +27,7 @@ MEMBER_CHUNK = 1000
 
 
 class Connection:
-    def __init__(self, hub: Hub, websocket: WebSocket, compressor: protocol.ZstdStream | None):
+    def __init__(self, hub: Hub, websocket: WebSocket, compressor: protocol.ZlibStream | protocol.ZstdStream | None):
         self.hub = hub
         self.websocket = websocket
         self.compressor = compressor
@@ -194,7 +194,6 @@ class Connection:
                                                                         identity.user_id)).items()]
         ready["presences"] = []
         ready["shard"] = [0, 1]
-        ready["application"] = {"id": str(identity.user_id), "flags": 0} if identity.is_bot else None
         session.release([protocol.dispatch_prefix("READY", ready),
                          *(protocol.dispatch_prefix("GUILD_CREATE", guild) for guild in guild_creates)])
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from service.auth import Identity
-from service.events import Event
+from service.events import LOGINS_ENDED, Event
 from service.gateway import protocol, state
 from service.permissions import Permission
 from service.presence import aggregate
@@ -178,21 +178,23 @@ class Hub:
                 session.connection.invalidate()
             self._forget(session)
 
-    async def db(self, function, *args):
-        """Run ``function(session, *args)`` in a worker thread with its own database session."""
+    async def db(self, function, *args, **kwargs):
+        """Run ``function(session, *args, **kwargs)`` in a worker thread with its own database session."""
         def run():
             with Session(self.runtime.db.engine, expire_on_commit=False) as session:
-                return function(session, *args)
+                return function(session, *args, **kwargs)
         return await asyncio.to_thread(run)
 
     # --- sessions ----------------------------------------------------------------------------
 
     async def open_session(self, identity: Identity, status: dict, intents: int | None) -> GatewaySession:
-        guild_ids = await self.db(state.guild_ids_of, identity.user_id)
+        # Registered before its guilds are read: a GUILD_CREATE routed meanwhile still adds its guild
+        # (the session holds events until READY). A guild left meanwhile costs nothing: a guild's
+        # view only ever lists real members.
         session = GatewaySession(secrets.token_hex(16), identity, status, intents, self.replay_limit)
         self.sessions[session.id] = session
         self.by_user.setdefault(identity.user_id, set()).add(session)
-        for guild_id in guild_ids:
+        for guild_id in await self.db(state.guild_ids_of, identity.user_id):
             self._join(identity.user_id, guild_id)
         await self._set_presence(session, status)
         return session
@@ -306,17 +308,48 @@ class Hub:
                 log.exception("gateway routing failed", extra={"event": event.name})
 
     async def route(self, event: Event) -> None:
+        self._before_routing(event)  # caches must forget a change even while nobody here is connected
         if not self.sessions:
             return
-        self._before_routing(event)
+        if event.name == LOGINS_ENDED:
+            self._end_logins(event)
+            return
         audience = await self._audience(event)
-        if audience:
+        if audience and event.name == "CHANNEL_UPDATE_BULK":
+            self._dispatch_visible_channels(event, audience, await self._view(event.guild_id))
+        elif audience:
             prefix = protocol.dispatch_prefix(event.name, event.data)
             for user_id in audience:
-                for session in list(self.by_user.get(user_id, ())):
-                    if session.wants(event.name):
-                        session.dispatch(prefix)
+                self._dispatch_to_user(user_id, event.name, prefix)
         self._after_routing(event)
+
+    def _dispatch_to_user(self, user_id: int, name: str, prefix: str) -> None:
+        for session in list(self.by_user.get(user_id, ())):
+            if session.wants(name):
+                session.dispatch(prefix)
+
+    def _dispatch_visible_channels(self, event: Event, audience: set[int], view: state.GuildView) -> None:
+        """A bulk channel change names many channels: each member hears only of those they can see."""
+        channels = event.data.get("channels", []) if isinstance(event.data, dict) else []
+        encoded: dict[tuple[int, ...], str] = {}  # members who see the same channels share one encoding
+        for user_id in audience:
+            visible = tuple(i for i, channel in enumerate(channels) if view.permissions(
+                user_id, int(channel["id"]), state.overwrites_in(channel)) & Permission.VIEW_CHANNEL)
+            if not visible:
+                continue
+            if visible not in encoded:
+                encoded[visible] = protocol.dispatch_prefix(
+                    event.name, {**event.data, "channels": [channels[i] for i in visible]})
+            self._dispatch_to_user(user_id, event.name, encoded[visible])
+
+    def _end_logins(self, event: Event) -> None:
+        ended = event.data.get("session_ids") if isinstance(event.data, dict) else None
+        for user_id in event.user_ids:
+            for session in list(self.by_user.get(user_id, ())):
+                if ended is None or session.identity.session_id in ended:
+                    if session.connection is not None:
+                        session.connection.close(protocol.Close.SESSION_NO_LONGER_VALID, resumable=False)
+                    self._forget(session)
 
     def _before_routing(self, event: Event) -> None:
         if event.guild_id is not None and event.name in RESHAPING_EVENTS:
@@ -359,6 +392,8 @@ class Hub:
 
     async def _view(self, guild_id: int) -> state.GuildView:
         view = self._views.get(guild_id)
+        if view is not None and view.stale():
+            view = None
         if view is None:
             candidates = set(self.guild_users.get(guild_id, ()))
             view = await self.db(state.load_guild_view, guild_id, candidates) if candidates else state.GuildView(guild_id)

@@ -8,6 +8,7 @@ encoded once per event and framed per session, so fan-out to many sessions costs
 from __future__ import annotations
 
 import json
+import zlib
 from enum import IntEnum
 
 try:  # Python 3.14 ships zstd; older ones take the backport of the same module
@@ -99,6 +100,17 @@ def decode(text: str | bytes) -> tuple[Op, object]:
     return op, message.get("d")
 
 
+class ZlibStream:
+    """``compress=zlib-stream``, what Discord libraries ask for: one deflate context for the
+    connection, each frame ending in a sync flush (the 00 00 FF FF marker clients wait for)."""
+
+    def __init__(self) -> None:
+        self._compressor = zlib.compressobj()
+
+    def compress(self, text: str) -> bytes:
+        return self._compressor.compress(text.encode()) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
 class ZstdStream:
     """``compress=zstd-stream``: one compression context for the connection, flushed per frame,
     so each frame decompresses as soon as it arrives and later frames reuse the earlier ones' window."""
@@ -108,3 +120,6 @@ class ZstdStream:
 
     def compress(self, text: str) -> bytes:
         return self._compressor.compress(text.encode(), zstd.ZstdCompressor.FLUSH_BLOCK)
+
+
+COMPRESSORS = {"zlib-stream": ZlibStream, "zstd-stream": ZstdStream}  # by the ``compress`` query value

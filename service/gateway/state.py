@@ -8,6 +8,7 @@ rules the REST operations use, so the gateway can never show what a request woul
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -17,7 +18,7 @@ from service.auth import Identity
 from service.crypto import SESSION_TOKEN_PREFIX
 from service.errors import APIError
 from service.models import (
-    AuthSession,
+    Application,
     Channel,
     ChannelRecipient,
     Guild,
@@ -27,6 +28,7 @@ from service.models import (
     Relationship,
     Role,
     User,
+    utcnow,
 )
 from service.permissions import Overwrite
 
@@ -53,13 +55,6 @@ def identify(runtime, token) -> Identity | None:
     return Identity.from_token_info(info) if info else None
 
 
-def session_alive(session, identity: Identity) -> bool:
-    """Whether the login behind a gateway session still exists (a logout or revoked token ends it)."""
-    if identity.kind == "bot":
-        return session.get(User, identity.user_id) is not None
-    return session.get(AuthSession, identity.session_id) is not None
-
-
 def ready(session, identity: Identity) -> tuple[dict, list[dict]]:
     """READY's payload, and the GUILD_CREATE payloads that follow it for a bot (people get full
     guilds inside READY; bots get unavailable stubs first, as Discord's gateway does)."""
@@ -80,12 +75,15 @@ def ready(session, identity: Identity) -> tuple[dict, list[dict]]:
     payload = {
         "v": 1,
         "version": 1,
-        "user": (serializers.bot if identity.is_bot else serializers.user_private).dump(user),
+        "user": {**serializers.bot.dump(user), "bot": True} if identity.is_bot else serializers.user_private.dump(user),
         "guilds": [{"id": g["id"], "unavailable": True} for g in full] if identity.is_bot else full,
         "private_channels": private_channels,
         "relationships": related,
         "users": list(users.values()),
     }
+    if identity.is_bot:
+        application_id = session.scalar(select(Application.id).where(Application.bot_user_id == identity.user_id))
+        payload["application"] = {"id": str(application_id), "flags": 0}
     return payload, (full if identity.is_bot else [])
 
 
@@ -101,7 +99,12 @@ class GuildView:
     guild_id: int
     accesses: dict[int, GuildAccess] = field(default_factory=dict)
     overwrites: dict[int, list[Overwrite]] = field(default_factory=dict)
+    # A timeout ends without any event: the view is stale from the first moment one runs out.
+    valid_until: datetime | None = None
     _cache: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    def stale(self) -> bool:
+        return self.valid_until is not None and utcnow() >= self.valid_until
 
     @property
     def member_ids(self) -> set[int]:
@@ -135,6 +138,10 @@ def load_guild_view(session, guild_id: int, candidate_ids) -> GuildView:
             if user_id in held:
                 held[user_id].append(role_id)
     view.accesses = {uid: GuildAccess(guild, member, roles, held[uid]) for uid, member in members.items()}
+    now = utcnow()
+    view.valid_until = min((m.communication_disabled_until for m in members.values()
+                            if m.communication_disabled_until is not None and m.communication_disabled_until > now),
+                           default=None)
     rows = session.scalars(select(PermissionOverwrite).join(Channel, Channel.id == PermissionOverwrite.channel_id)
                            .where(Channel.guild_id == guild_id))
     for row in rows:

@@ -5,8 +5,9 @@
 //   FLUXER_API=http://127.0.0.1:8080 FLUXER_BOT_TOKEN=... node pingpong.mjs
 //
 // Prints "READY <session_id> <bot user id>" once the gateway session is ready, "HEARTBEAT_ACK ..." for
-// each heartbeat the gateway acknowledges, "GOT <event> ..." for the guilds and messages it sees, "REPLIED <message id> ..." after answering; exits 0 after replying "pong" to a
-// message "ping", 1 on an error, 2 when nothing happened within FLUXER_COMPAT_TIMEOUT_MS (30 s).
+// each heartbeat the gateway acknowledges, "GOT <event> ..." for the guilds and messages it sees and
+// "REPLIED <message id> ..." after answering. Exits 0 after replying "pong" to a message "ping",
+// 1 on an error, 2 when that did not happen within FLUXER_COMPAT_TIMEOUT_MS (default 30 s).
 // Library debug output goes to stderr.
 
 import process from 'node:process';

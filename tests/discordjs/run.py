@@ -38,7 +38,7 @@ from tests import live  # noqa: E402
 READY_TIMEOUT = 30.0  # seconds for the bot to fetch /gateway/bot, connect, identify and get READY
 HEARTBEAT_MS = 1000  # HELLO's heartbeat_interval here, so a heartbeat happens within the check
 PONG_TIMEOUT = 30.0  # seconds from sending "ping" until "pong" is in the channel's history
-NODE_TIMEOUT_MS = 60_000  # the bot gives up on its own after this long
+NODE_TIMEOUT_MS = 30_000  # the bot gives up on its own after this long (exit status 2)
 # VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY for the bot's managed role
 BOT_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16)
 
@@ -74,6 +74,12 @@ def setup(base: str) -> dict:
     return {"token": token, "user_id": person["user_id"], "guild_id": guild["id"],
             "channel_id": guild["system_channel_id"], "bot_id": application["bot"]["id"],
             "bot_token": application["bot"]["token"]}
+
+
+def libraries() -> str:
+    """The pinned library versions, as package.json names them."""
+    pinned = json.loads((HERE / "package.json").read_text())["dependencies"]
+    return " + ".join(f"{name} {version}" for name, version in pinned.items() if name.startswith("@discordjs/"))
 
 
 def ensure_node() -> None:
@@ -146,13 +152,16 @@ class Bot:
         return "\n".join(["--- node stdout ---", *self.stdout, "--- node stderr ---", *self.stderr])
 
 
-def wait_for_pong(base: str, world: dict, ping_id: str) -> dict:
+def wait_for_pong(base: str, world: dict, ping_id: str, bot: Bot) -> dict:
     deadline = time.monotonic() + PONG_TIMEOUT
     path = f"/channels/{world['channel_id']}/messages?limit=20"
     while time.monotonic() < deadline:
+        gone = bot.process.poll()  # read before the history: a bot that replied and exited 0 is seen below
         for message in call(base, "GET", path, token=world["token"]):
             if message["content"] == "pong" and message["author"]["id"] == world["bot_id"]:
                 return message
+        if gone is not None:
+            raise Failure(f"the bot exited with {gone} and no \"pong\" is in channel {world['channel_id']}")
         time.sleep(0.2)
     raise Failure(f"no message \"pong\" by the bot in channel {world['channel_id']} within {PONG_TIMEOUT:.0f} s "
                   f"of \"ping\" ({ping_id})")
@@ -169,7 +178,7 @@ def check(base: str, api: str, verbose: bool) -> str:
             raise Failure(f"READY names user {ready_user_id}, not the bot {world['bot_id']}")
         heartbeat = bot.wait_for("HEARTBEAT_ACK ", HEARTBEAT_MS / 1000 * 3)
         ping = call(base, "POST", f"/channels/{world['channel_id']}/messages", {"content": "ping"}, world["token"])
-        pong = wait_for_pong(base, world, ping["id"])
+        pong = wait_for_pong(base, world, ping["id"], bot)
         code = bot.finish(timeout=10)
         if code != 0:
             raise Failure(f"the bot exited with {code} after replying")
@@ -177,18 +186,20 @@ def check(base: str, api: str, verbose: bool) -> str:
         if heard is None:
             raise Failure("\"pong\" is there but the bot never printed the MESSAGE_CREATE of \"ping\"")
         reference = (pong.get("message_reference") or {}).get("message_id")
-        return (f"PASS discord.js (@discordjs/ws 2.0.4 + @discordjs/rest 2.6.3): READY session {session_id} "
-                f"for bot {world['bot_id']}; heartbeat acknowledged ({heartbeat.split()[-1]}); bot heard MESSAGE_CREATE {ping['id']} \"ping\" from user "
-                f"{world['user_id']}; message {pong['id']} \"pong\" by the bot in channel {world['channel_id']} "
+        verdict = (f"PASS discord.js ({libraries()}): READY session {session_id} "
+                f"for bot {world['bot_id']}; heartbeat acknowledged ({heartbeat.split()[-1]}); "
+                f"bot heard MESSAGE_CREATE {ping['id']} \"ping\" from user {world['user_id']}; "
+                f"message {pong['id']} \"pong\" by the bot in channel {world['channel_id']} "
                 f"(replying to {reference}); {time.monotonic() - started:.1f} s")
     except BaseException:
         bot.stop()
-        print(bot.output(), file=sys.stderr)
+        print(bot.output(), file=sys.stderr, flush=True)
         raise
     finally:
         bot.stop()
-        if verbose:
-            print(bot.output(), flush=True)
+    if verbose:
+        print(bot.output(), flush=True)
+    return verdict
 
 
 def main() -> int:
@@ -199,14 +210,13 @@ def main() -> int:
         return 1
     # /gateway/bot must name the gateway of this very server, so the port is chosen before it starts.
     port = live.free_port()
-    live.free_port = lambda: port  # live_server takes its port from here
     with tempfile.TemporaryDirectory() as tmp:
         env = {"FLUXER_ENV": "test", "DATABASE_URL": f"sqlite:///{tmp}/compat.sqlite3", "REDIS_URL": "",
                "STORAGE_DIR": f"{tmp}/media", "PUBLIC_URL": f"http://127.0.0.1:{port}",
                "GATEWAY_URL": f"ws://127.0.0.1:{port}/gateway", "GATEWAY_HEARTBEAT_MS": str(HEARTBEAT_MS)}
         live.migrate(env)
         try:
-            with live.live_server(env) as base:
+            with live.live_server(env, port) as base:
                 print(check(base, api=f"http://127.0.0.1:{port}", verbose="--verbose" in sys.argv[1:]), flush=True)
         except Failure as error:
             print(f"FAIL {error}", file=sys.stderr)
