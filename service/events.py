@@ -95,6 +95,7 @@ class RedisEventBus(EventBus):
         self._counter = 0
         self._backlog: deque[str] = deque(maxlen=self.BACKLOG_LIMIT)
         self._last_seen: dict[str, int] = {}  # origin -> the counter of its last event received
+        self._retry: threading.Timer | None = None  # publishes the backlog later, with or without new commits
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         unsubscribe = super().subscribe(subscriber)
@@ -131,10 +132,22 @@ class RedisEventBus(EventBus):
             self._unreachable_until = time.monotonic() + self.RETRY_PUBLISH_AFTER
             log.warning("event transport unavailable: events for other processes wait",
                         extra={"error": repr(exc), "waiting": len(self._backlog)})
+            if self._retry is None and not self._stopped.is_set():
+                self._retry = threading.Timer(self.RETRY_PUBLISH_AFTER, self._retry_backlog)
+                self._retry.daemon = True
+                self._retry.start()
+
+    def _retry_backlog(self) -> None:
+        with self._publish_lock:
+            self._retry = None
+            self._flush()
 
     def close(self) -> None:
         """Stop listening (the subscription ends within a second); this process's delivery goes on."""
         self._stopped.set()
+        with self._publish_lock:
+            if self._retry is not None:
+                self._retry.cancel()
         if self._listener is not None:
             self._listener.join(timeout=5)
 
