@@ -497,9 +497,6 @@ def test_lost_events_invalidate_every_session(connect, brief_server, register):
     assert again.recv()["op"] == INVALID_SESSION
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a failed RESUME (replay buffer overflowed) ends the session while "
-                                       "another connection still holds it; that connection stays open but deaf "
-                                       "(service/gateway/connection.py _resume -> hub.end)")
 def test_a_failed_resume_does_not_leave_a_live_connection_deaf(connect, brief_server, register):
     alice = register()
     live = connect(brief_server)
@@ -578,9 +575,6 @@ def test_a_frame_of_exactly_4096_bytes_is_accepted(connect, gateway_server):
     assert len(OVERSIZED.encode()) > 4096
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a token with an escaped lone surrogate makes the token hashing raise "
-                                       "UnicodeEncodeError, which closes with 4000 instead of 4004 "
-                                       "(service/gateway/state.py identify)")
 def test_a_token_that_is_not_valid_unicode_closes_with_4004(connect, gateway_server):
     connection = connect(gateway_server)
     connection.hello()
@@ -637,9 +631,6 @@ def test_a_reset_bot_token_ends_the_bots_session_with_4006(client, connect, gate
     assert connection.wait_closed() == 4006
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: IDENTIFY checks the token before the session is registered; a logout "
-                                       "committed in between is routed to nobody, and the new session lives on with a "
-                                       "dead login (service/gateway/connection.py _identify)")
 def test_a_logout_while_identifying_still_ends_the_session(client, connect, gateway_server, register, monkeypatch):
     alice = register()
     checked, logged_out = threading.Event(), threading.Event()
@@ -734,9 +725,6 @@ def test_a_slow_client_is_closed_with_4013_and_resumes_after_its_last_seq(connec
     assert again.recv() == {"op": DISPATCH, "t": "RESUMED", "d": None, "s": published + 2}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: RESUME pushes the whole replay through the slow-client limit, so "
-                                       "missing more than GATEWAY_QUEUE_LIMIT frames closes the new connection "
-                                       "with 4013 before it can read (service/gateway/connection.py _resume)")
 def test_a_resume_may_replay_more_than_the_queue_limit(connect, small_queue_server, register):
     alice = register()
     connection = connect(small_queue_server)
@@ -887,8 +875,6 @@ def test_request_guild_members_from_a_non_member_is_empty(connect, gateway_serve
     assert _request_members(connection, guild_id=guild["id"], user_ids=[alice.user_id])["members"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `limit` also caps a user_ids request, and the members it cut off are "
-                                       "reported in not_found (service/gateway/state.py guild_members)")
 def test_members_by_id_never_reports_a_member_as_not_found(app, guild_of_two):
     guild, alice, bob, _carol = guild_of_two
     with Session(app.runtime.db.engine) as session:  # what op 8 answers, without the transport
@@ -973,11 +959,6 @@ def test_a_guild_joined_while_identifying_is_routed(client, connect, gateway_ser
 # --- shutdown -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Hub.shutdown sets _loop = None, so the next connection's "
-                                       "ensure_started() restarts the hub and clears `closing`: a client reconnecting "
-                                       "after op 7 is served by the stopping process instead of refused with 1012 "
-                                       "(service/gateway/hub.py shutdown/ensure_started, service/gateway/__init__.py "
-                                       "_serve)")
 def test_after_shutdown_new_connections_are_refused_with_1012(database_url, tmp_path_factory, register):
     alice = register()
     serving = _special_server(database_url, tmp_path_factory)

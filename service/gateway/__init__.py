@@ -41,7 +41,7 @@ class GatewayServer:
             await self.app(scope, receive, send)
 
     async def _serve(self, scope, receive, send) -> None:
-        self.hub.ensure_started()
+        self.hub.ensure_started()  # a no-op on a stopping server's loop: ``closing`` stays set
         websocket = WebSocket(scope, receive, send)
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         version = query.get("v", [str(API_VERSION)])[0]

@@ -23,7 +23,8 @@ from service.presence import STATUSES
 log = logging.getLogger("fluxer.gateway")
 NORMAL_CLOSURES = (1000, 1001)  # a client that says goodbye ends its session; other closes may resume
 SERVICE_RESTART = 1012
-MEMBER_CHUNK = 1000
+MEMBER_CHUNK = 1000  # members per GUILD_MEMBERS_CHUNK, and the largest `limit` a request may give
+MAX_REQUESTED_IDS = 100
 
 
 class Connection:
@@ -33,6 +34,7 @@ class Connection:
         self.compressor = compressor
         self.session: GatewaySession | None = None
         self.outbox: deque[str] = deque()
+        self.replaying = 0  # replayed frames still in the outbox: the slow-client limit counts only the rest
         self.wakeup = asyncio.Event()
         self.close_code: int | None = None  # set once: the writer sends the close frame
         self.resumable = True
@@ -47,7 +49,7 @@ class Connection:
     def push(self, text: str) -> None:
         if self.close_code is not None:
             return
-        if len(self.outbox) >= self.hub.queue_limit:
+        if len(self.outbox) - self.replaying >= self.hub.queue_limit:
             self.close(Close.ACK_BACKPRESSURE, resumable=True)
             return
         self.outbox.append(text)
@@ -124,7 +126,9 @@ class Connection:
                 await self.wakeup.wait()
                 self.wakeup.clear()
                 while self.outbox:
-                    await self._send(self.outbox.popleft())
+                    text = self.outbox.popleft()
+                    self.replaying = max(0, self.replaying - 1)
+                    await self._send(text)
                 if self.close_code is not None:
                     if self.close_code >= 4000 or self.close_code == SERVICE_RESTART:
                         await self.websocket.close(self.close_code)
@@ -184,6 +188,10 @@ class Connection:
         identity = await self._authenticate(data["token"])
         status = _status(data.get("presence"), properties=data.get("properties"))
         session = await self.hub.open_session(identity, status, intents)
+        # A logout committed between the token check and the registration reached no session: look again.
+        if await asyncio.to_thread(state.identify, self.hub.runtime, data["token"]) is None:
+            self.hub.end(session)
+            raise ProtocolError(Close.AUTHENTICATION_FAILED, "authentication failed")
         self.session = session
         self.hub.attach(session, self)
         ready, guild_creates = await self.hub.db(state.ready, identity)
@@ -210,14 +218,17 @@ class Connection:
         if seq > session.seq:
             raise ProtocolError(Close.INVALID_SEQ, "that sequence number was never sent")
         missed = session.missed_since(seq)
-        if missed is None:  # what it missed no longer fits the buffer: start over
+        if missed is None:  # what it missed no longer fits the buffer: start over, on every connection
+            if session.connection is not None:
+                session.connection.invalidate()
             self.hub.end(session)
             await self._send(protocol.encode(Op.INVALID_SESSION, False))
             return
         self.session = session
         self.hub.attach(session, self)
-        for text in missed:
-            self.push(text)
+        # The replay is bounded by the replay buffer, not the slow-client limit, which it may exceed.
+        self.outbox.extend(missed)
+        self.replaying = len(self.outbox)
         session.dispatch(protocol.dispatch_prefix("RESUMED", None))
 
     async def _presence(self, data) -> None:
@@ -237,17 +248,23 @@ class Connection:
         if guild_id is None or not isinstance(query, str) or isinstance(limit, bool) or not isinstance(limit, int) \
                 or not 0 <= limit <= MEMBER_CHUNK or (user_ids is not None and (parsed_ids is None or None in parsed_ids)):
             raise ProtocolError(Close.DECODE_ERROR, "REQUEST_GUILD_MEMBERS needs guild_id and query or user_ids")
+        if "\x00" in query or (parsed_ids is not None and len(parsed_ids) > MAX_REQUESTED_IDS):
+            raise ProtocolError(Close.DECODE_ERROR, f"query without NUL; at most {MAX_REQUESTED_IDS} user_ids")
         members, not_found = await self.hub.db(state.guild_members, self.session.user_id, guild_id, query=query,
                                                limit=limit, user_ids=parsed_ids)
-        chunk = {"guild_id": str(guild_id), "members": members, "chunk_index": 0, "chunk_count": 1,
-                 "not_found": not_found}
+        online = set()
         if data.get("presences"):
             online = await asyncio.to_thread(self.hub.presence.online, [int(m["user"]["id"]) for m in members])
-            chunk["presences"] = [{"user": {"id": m["user"]["id"]}, "status": "online"} for m in members
-                                  if int(m["user"]["id"]) in online]
-        if isinstance(data.get("nonce"), str) and len(data["nonce"]) <= 32:
-            chunk["nonce"] = data["nonce"]
-        self.session.dispatch(protocol.dispatch_prefix("GUILD_MEMBERS_CHUNK", chunk))
+        pages = [members[start:start + MEMBER_CHUNK] for start in range(0, len(members), MEMBER_CHUNK)] or [[]]
+        for index, page in enumerate(pages):
+            chunk = {"guild_id": str(guild_id), "members": page, "chunk_index": index, "chunk_count": len(pages),
+                     "not_found": not_found if index == 0 else []}
+            if data.get("presences"):
+                chunk["presences"] = [{"user": {"id": m["user"]["id"]}, "status": "online"} for m in page
+                                      if int(m["user"]["id"]) in online]
+            if isinstance(data.get("nonce"), str) and len(data["nonce"]) <= 32:
+                chunk["nonce"] = data["nonce"]
+            self.session.dispatch(protocol.dispatch_prefix("GUILD_MEMBERS_CHUNK", chunk))
 
 
 def _status(presence, *, properties, mobile: bool | None = None) -> dict:

@@ -153,7 +153,7 @@ class Hub:
             self._unsubscribe = None
         for task in self._tasks:
             task.cancel()
-        self._loop = None
+        # ``closing`` stays set: a client reconnecting to this stopping process is refused (1012).
 
     def _from_bus(self, event: Event) -> None:
         # Called from request threads and the Redis listener: hand over to the loop, in order.

@@ -33,6 +33,7 @@ from service.models import (
 from service.permissions import Overwrite
 
 FRIEND = 1
+QUERY_LIMIT = 100  # members a name search answers when it sets no limit
 IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's parameter limit
 
 
@@ -45,8 +46,8 @@ def chunks(ids, size: int = IN_CHUNK):
 def identify(runtime, token) -> Identity | None:
     """The account behind a gateway token: a session token by its ``flx_`` form, else a bot token.
     None when the token is unknown or the account may not use the API (under review)."""
-    if not isinstance(token, str) or not token or len(token) > 512:
-        return None
+    if not isinstance(token, str) or not token or len(token) > 512 or not token.isascii():
+        return None  # tokens are ASCII; anything else (a lone surrogate, say) cannot match one
     kind = "session" if token.startswith(SESSION_TOKEN_PREFIX) else "bot"
     try:
         info = auth.resolve(runtime, kind, token, "/gateway")
@@ -178,20 +179,24 @@ def public_user(session, user_id: int) -> dict | None:
 
 def guild_members(session, user_id: int, guild_id: int, *, query: str, limit: int,
                   user_ids: list[int] | None) -> tuple[list[dict], list[str]]:
-    """REQUEST_GUILD_MEMBERS: the members matching ``query`` (a username prefix) or ``user_ids``,
-    answered only to a member of the guild; and the requested ids that are not members."""
+    """REQUEST_GUILD_MEMBERS: the members named by ``user_ids``, or those whose username starts with
+    ``query`` (at most ``limit``; 0 with an empty query means all of them), answered only to a member
+    of the guild; and the requested ids that are not members."""
     if session.get(Member, (guild_id, user_id)) is None:
         return [], []
     statement = (select(Member, User).join(User, User.id == Member.user_id).where(Member.guild_id == guild_id)
                  .order_by(Member.user_id))
     if user_ids:
-        statement = statement.where(Member.user_id.in_(user_ids[:100]))
-    elif query:
-        escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        statement = statement.where(User.username.ilike(escaped + "%", escape="\\"))
-    rows = session.execute(statement.limit(limit or 1000)).all()
+        statement = statement.where(Member.user_id.in_(user_ids))
+    else:
+        if query:
+            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            statement = statement.where(User.username.ilike(escaped + "%", escape="\\"))
+        if limit or query:
+            statement = statement.limit(limit or QUERY_LIMIT)
+    rows = session.execute(statement).all()
     role_ids = members.role_ids_of(session, guild_id, [m.user_id for m, _ in rows])
     found = [serializers.serialize_member(m, u, role_ids[m.user_id]) for m, u in rows]
     present = {m.user_id for m, _ in rows}
-    not_found = [str(uid) for uid in (user_ids or [])[:100] if uid not in present]
+    not_found = [str(uid) for uid in (user_ids or []) if uid not in present]
     return found, not_found
