@@ -36,7 +36,8 @@ from service.storage import LocalStorage
 from service.validation import MAX_FORM_FIELD_BYTES, MAX_FORM_PARTS, VALIDATORS
 
 EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                   "X-RateLimit-Reset", "X-RateLimit-Reset-After", "X-RateLimit-Bucket"]
+                   "X-RateLimit-Reset", "X-RateLimit-Reset-After", "X-RateLimit-Bucket", "X-RateLimit-Global",
+                   "X-RateLimit-Scope"]
 
 
 def allocate_node_id(db: Database) -> int:

@@ -93,9 +93,13 @@ class Verdict:
 
     def error(self) -> APIError:
         wait = self.reset_after
+        is_global = self.bucket == GLOBAL_BUCKET
+        # Discord libraries read the header, not the body, to tell a global limit from a route's.
+        marks = {"X-RateLimit-Global": "true"} if is_global else {}
         return APIError(429, "RATE_LIMITED", "You are being rate limited.",
-                        headers={**self.headers(), "Retry-After": str(max(1, math.ceil(wait)))},
-                        retry_after=round(wait, 3), **{"global": self.bucket == GLOBAL_BUCKET})
+                        headers={**self.headers(), **marks, "X-RateLimit-Scope": "user",
+                                 "Retry-After": str(max(1, math.ceil(wait)))},
+                        retry_after=round(wait, 3), **{"global": is_global})
 
 
 # Charges each (key, limit, window) in turn and stops at the first one over its limit. A key's

@@ -33,6 +33,9 @@ def assert_rate_limited(response, *, is_global: bool):
     assert body["code"] == "RATE_LIMITED"
     assert body["message"] and body["error"] == body["message"]
     assert body["global"] is is_global
+    # Discord libraries tell a global limit from a route's by this header alone.
+    assert response.headers.get("x-ratelimit-global") == ("true" if is_global else None)
+    assert response.headers["x-ratelimit-scope"] == "user"
     assert isinstance(body["retry_after"], int | float)
     assert 0 <= body["retry_after"] <= 10  # never longer than the window
     # The header is whole seconds, rounded up: waiting that long is always enough.
