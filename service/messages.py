@@ -370,7 +370,8 @@ def send(rt, session, identity: Identity, channel_id: str, body: dict, uploads: 
         # A new message has no reactions yet, and its author and files are at hand: no queries for them.
         data = dump_many(session, [message], author.id, fresh=True, known_users={author.id: author})[0]
         data["attachments"] = [attachment_json(a, message.channel_id) for a in files]
-        events.publish(session, "MESSAGE_CREATE", {**data, "guild_id": serializers.iso_id(message.guild_id)},
+        events.publish(session, "MESSAGE_CREATE", {**data, "guild_id": serializers.iso_id(message.guild_id),
+                                                   "channel_type": access.channel.type},
                        guild_id=message.guild_id, channel_id=message.channel_id)
         session.commit()
     return data

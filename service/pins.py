@@ -78,7 +78,8 @@ def pin(rt, session, identity: Identity, channel_id: str, message_id: str, reaso
     session.flush()
     channels.publish_pins_update(session, message.channel_id, message.guild_id)
     created = messages.dump(session, notice, identity.user_id)
-    events.publish(session, "MESSAGE_CREATE", {**created, "guild_id": serializers.iso_id(notice.guild_id)},
+    events.publish(session, "MESSAGE_CREATE", {**created, "guild_id": serializers.iso_id(notice.guild_id),
+                                               "channel_type": access.channel.type},
                    guild_id=notice.guild_id, channel_id=notice.channel_id)
     _publish_update(session, message, identity.user_id)
     session.commit()

@@ -175,7 +175,7 @@ def test_members_hear_guild_events_and_strangers_hear_none(client, register, mak
     for who in (o, m):  # both members hear every event, in the order it happened, with its payload
         created = expect(who, "MESSAGE_CREATE", id=message["id"])
         assert created["content"] == "hello members" and created["channel_id"] == general
-        assert created["guild_id"] == gid and author(created) == owner.user_id
+        assert created["guild_id"] == gid and author(created) == owner.user_id and created["channel_type"] == 0
         typing = expect(who, "TYPING_START", channel_id=general)
         assert typing["user_id"] == member.user_id and typing["guild_id"] == gid
         added = expect(who, "MESSAGE_REACTION_ADD", message_id=message["id"])
