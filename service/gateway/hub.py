@@ -41,6 +41,8 @@ RESHAPING_EVENTS = frozenset({
 CHANNEL_SHAPED = frozenset({"CHANNEL_CREATE", "CHANNEL_UPDATE", "CHANNEL_DELETE"})
 # Events a member hears only with more than VIEW_CHANNEL on the channel.
 EXTRA_PERMISSION = {"INVITE_CREATE": Permission.MANAGE_CHANNELS, "INVITE_DELETE": Permission.MANAGE_CHANNELS}
+# Guild events only those who may read the same through REST hear (the ban list needs BAN_MEMBERS).
+GUILD_PERMISSION = {"GUILD_BAN_ADD": Permission.BAN_MEMBERS, "GUILD_BAN_REMOVE": Permission.BAN_MEMBERS}
 # Events that change who is in a DM or group DM.
 RECIPIENT_EVENTS = frozenset({"CHANNEL_RECIPIENT_ADD", "CHANNEL_RECIPIENT_REMOVE", "CHANNEL_DELETE", "CHANNEL_CREATE"})
 GUILD_PRESENCES_INTENT = 1 << 8
@@ -377,7 +379,8 @@ class Hub:
         if event.guild_id is not None:
             view = await self._view(event.guild_id)
             if event.channel_id is None:
-                return view.member_ids
+                needed = GUILD_PERMISSION.get(event.name, 0)
+                return {uid for uid, access in view.accesses.items() if access.permissions & needed == needed}
             needed = Permission.VIEW_CHANNEL | EXTRA_PERMISSION.get(event.name, 0)
             overwrites = state.overwrites_in(event.data) if event.name in CHANNEL_SHAPED else None
             return {uid for uid in view.accesses
