@@ -176,16 +176,23 @@ def gateway_server(app):
 
 
 @pytest.fixture
-def gateway(gateway_server):
-    """Opens gateway connections on the embedded server; closes them after the test."""
-    from tests.gateway import GatewayClient
+def connect():
+    """connect(server, query=..., client=GatewayClient): a gateway connection, closed after the test."""
+    from tests.gateway import DEFAULT_QUERY, GatewayClient
     opened = []
 
-    def _open(query: str = "v=1&encoding=json") -> GatewayClient:
-        connection = GatewayClient(gateway_server.gateway_url, query)
+    def _connect(server, query: str = DEFAULT_QUERY, client=GatewayClient):
+        connection = client(server.gateway_url, query)
         opened.append(connection)
         return connection
 
-    yield _open
+    yield _connect
     for connection in opened:
         connection.close()
+
+
+@pytest.fixture
+def gateway(connect, gateway_server):
+    """gateway(query=...): a connection to the suite's embedded server, closed after the test."""
+    from tests.gateway import DEFAULT_QUERY
+    return lambda query=DEFAULT_QUERY: connect(gateway_server, query)

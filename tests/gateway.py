@@ -6,20 +6,15 @@ The embedded server serves the suite's own ``app`` object, so HTTP calls made th
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 
 import uvicorn
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.live import ROOT, free_port
+from tests.live import free_port
 
 DEFAULT_QUERY = "v=1&encoding=json"
 
@@ -117,33 +112,3 @@ class GatewayClient:
 
     def close(self) -> None:
         self.ws.close()
-
-
-@contextlib.contextmanager
-def server_process(env: dict[str, str]):
-    """A uvicorn process of the service, for tests that signal it: yields (the /v1 base URL, the gateway
-    URL, the Popen). Unlike ``tests.live.live_server`` it hands over the process itself."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/v1"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "service.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, **env}, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError("server exited during start-up")
-            try:
-                with urllib.request.urlopen(f"{base}/_health", timeout=1):  # noqa: S310 - our own loopback server
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("server did not start within 30 s") from None
-                time.sleep(0.1)
-        yield base, f"ws://127.0.0.1:{port}/gateway", process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        process.wait(timeout=10)

@@ -34,8 +34,9 @@ def _wait_until_up(base: str, server: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def live_server(env: dict[str, str], port: int | None = None):
-    """A uvicorn process of the service on ``port`` (a free loopback port by default); yields its /v1 base URL."""
+def server_process(env: dict[str, str], port: int | None = None):
+    """A uvicorn process of the service on ``port`` (a free loopback port by default); yields its /v1
+    base URL and the process, for tests that signal it."""
     port = port or free_port()
     base = f"http://127.0.0.1:{port}/v1"
     server = subprocess.Popen(
@@ -45,10 +46,18 @@ def live_server(env: dict[str, str], port: int | None = None):
     )
     try:
         _wait_until_up(base, server)
-        yield base
+        yield base, server
     finally:
-        server.terminate()
+        if server.poll() is None:
+            server.terminate()
         server.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def live_server(env: dict[str, str], port: int | None = None):
+    """``server_process`` for tests that only need its /v1 base URL."""
+    with server_process(env, port) as (base, _server):
+        yield base
 
 
 def migrate(env: dict[str, str]) -> None:

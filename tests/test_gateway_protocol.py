@@ -27,7 +27,8 @@ from service.app import create_app
 from service.events import Event
 from service.gateway import state
 from tests.conftest import PASSWORD, make_settings, unique_ip
-from tests.gateway import DEFAULT_QUERY, EmbeddedServer, GatewayClient, server_process
+from tests.gateway import EmbeddedServer, GatewayClient
+from tests.live import server_process
 
 try:  # the same zstd the server uses
     from compression import zstd
@@ -98,21 +99,6 @@ class ZstdClient(CompressedClient):
 
 class ZlibClient(CompressedClient):
     make_decompressor = staticmethod(zlib.decompressobj)
-
-
-@pytest.fixture
-def connect():
-    """connect(server, query=..., client=GatewayClient): a connection, closed after the test."""
-    opened = []
-
-    def _connect(server, query: str = DEFAULT_QUERY, client=GatewayClient) -> GatewayClient:
-        connection = client(server.gateway_url, query)
-        opened.append(connection)
-        return connection
-
-    yield _connect
-    for connection in opened:
-        connection.close()
 
 
 def _wait_for(predicate, timeout: float = 5.0) -> bool:
@@ -986,7 +972,8 @@ def test_after_shutdown_new_connections_are_refused_with_1012(database_url, tmp_
 
 def test_sigterm_sends_reconnect_then_closes_with_1012(database_url):
     env = {"FLUXER_ENV": "test", "DATABASE_URL": database_url, "EVENTS_CHANNEL": f"fluxer:events:{uuid.uuid4().hex}"}
-    with server_process(env) as (base, gateway_url, process):
+    with server_process(env) as (base, process):
+        gateway_url = base.replace("http://", "ws://").removesuffix("/v1") + "/gateway"
         email = f"user-{uuid.uuid4().hex[:12]}@example.com"
         response = httpx.post(f"{base}/auth/register", headers={"X-Forwarded-For": unique_ip()}, timeout=10,
                               json={"email": email, "password": PASSWORD, "global_name": "Shutdown", "consent": True})
