@@ -53,6 +53,10 @@ class EventBus:
     def on_gap(self, callback: Callable[[], None]) -> None:
         """``callback`` runs when events from other processes may have been lost; in one process none are."""
 
+    def complete(self) -> bool:
+        """Whether this process hears every process's events now (always, when it is the only one)."""
+        return True
+
     def dispatch(self, events: list[Event]) -> None:
         for item in events:
             for subscriber in list(self._subscribers):
@@ -107,6 +111,9 @@ class RedisEventBus(EventBus):
 
     def on_gap(self, callback: Callable[[], None]) -> None:
         self._gap_callbacks.append(callback)
+
+    def complete(self) -> bool:
+        return self.listening.is_set()
 
     def dispatch(self, events: list[Event]) -> None:
         super().dispatch(events)

@@ -25,6 +25,7 @@ NORMAL_CLOSURES = (1000, 1001)  # a client that says goodbye ends its session; o
 SERVICE_RESTART = 1012
 MEMBER_CHUNK = 1000  # members per GUILD_MEMBERS_CHUNK, and the largest `limit` a request may give
 MAX_REQUESTED_IDS = 100
+OUTBOX_BYTES_LIMIT = 8 * 1024 * 1024  # queued for one client, whatever GATEWAY_QUEUE_LIMIT allows
 
 
 class Connection:
@@ -35,6 +36,7 @@ class Connection:
         self.session: GatewaySession | None = None
         self.outbox: deque[str] = deque()
         self.replaying = 0  # replayed frames still in the outbox: the slow-client limit counts only the rest
+        self.outbox_bytes = 0  # of frames pushed (replays and acks are not counted; both are bounded)
         self.wakeup = asyncio.Event()
         self.close_code: int | None = None  # set once: the writer sends the close frame
         self.resumable = True
@@ -49,10 +51,11 @@ class Connection:
     def push(self, text: str) -> None:
         if self.close_code is not None:
             return
-        if len(self.outbox) - self.replaying >= self.hub.queue_limit:
+        if len(self.outbox) - self.replaying >= self.hub.queue_limit or self.outbox_bytes > OUTBOX_BYTES_LIMIT:
             self.close(Close.ACK_BACKPRESSURE, resumable=True)
             return
         self.outbox.append(text)
+        self.outbox_bytes += len(text)
         self.wakeup.set()
 
     def replaced(self) -> None:
@@ -127,6 +130,7 @@ class Connection:
                 self.wakeup.clear()
                 while self.outbox:
                     text = self.outbox.popleft()
+                    self.outbox_bytes = max(0, self.outbox_bytes - len(text))
                     self.replaying = max(0, self.replaying - 1)
                     await self._send(text)
                 if self.close_code is not None:
@@ -186,20 +190,28 @@ class Connection:
         if intents is not None and (isinstance(intents, bool) or not isinstance(intents, int) or intents < 0):
             raise ProtocolError(Close.DECODE_ERROR, "intents is a non-negative integer")
         identity = await self._authenticate(data["token"])
+        if not await self.hub.may_identify(identity.user_id):
+            raise ProtocolError(Close.RATE_LIMITED, "too many IDENTIFYs today")
         status = _status(data.get("presence"), properties=data.get("properties"))
         session = await self.hub.open_session(identity, status, intents)
-        # A logout committed between the token check and the registration reached no session: look again.
-        if await asyncio.to_thread(state.identify, self.hub.runtime, data["token"]) is None:
+        try:
+            # A logout committed between the token check and the registration reached no session: look again.
+            if await asyncio.to_thread(state.identify, self.hub.runtime, data["token"]) is None:
+                raise ProtocolError(Close.AUTHENTICATION_FAILED, "authentication failed")
+            ready, guild_creates = await self.hub.db(state.ready, identity)
+            others = await self.hub.sessions_of(identity.user_id)
+        except BaseException:  # the database failed, or the client went: the session must not linger
             self.hub.end(session)
-            raise ProtocolError(Close.AUTHENTICATION_FAILED, "authentication failed")
+            raise
+        if session.id not in self.hub.sessions or session.overflowed:
+            # Forgotten meanwhile (events were lost, the server is stopping) or too far behind already.
+            self.hub.end(session)
+            raise ProtocolError(Close.UNKNOWN_ERROR, "the session could not start; identify again")
         self.session = session
         self.hub.attach(session, self)
-        ready, guild_creates = await self.hub.db(state.ready, identity)
         ready["session_id"] = session.id
         ready["resume_gateway_url"] = self.hub.runtime.settings.gateway_url
-        ready["sessions"] = [{"session_id": sid, **_public(status)}
-                             for sid, status in (await asyncio.to_thread(self.hub.presence.sessions,
-                                                                        identity.user_id)).items()]
+        ready["sessions"] = [{"session_id": sid, **_public(status)} for sid, status in others.items()]
         ready["presences"] = []
         ready["shard"] = [0, 1]
         session.release([protocol.dispatch_prefix("READY", ready),
@@ -225,6 +237,7 @@ class Connection:
             await self._send(protocol.encode(Op.INVALID_SESSION, False))
             return
         self.session = session
+        session.identity = identity  # the login used now: its logout is the one that ends this session
         self.hub.attach(session, self)
         # The replay is bounded by the replay buffer, not the slow-client limit, which it may exceed.
         self.outbox.extend(missed)

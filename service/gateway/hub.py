@@ -21,6 +21,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from limits import parse
 from sqlalchemy.orm import Session
 
 from service.auth import Identity
@@ -28,6 +29,7 @@ from service.events import LOGINS_ENDED, Event
 from service.gateway import protocol, state
 from service.permissions import Permission
 from service.presence import aggregate
+from service.ratelimit import MemoryCounters, RedisCounters
 
 log = logging.getLogger("fluxer.gateway")
 
@@ -46,6 +48,9 @@ GUILD_PERMISSION = {"GUILD_BAN_ADD": Permission.BAN_MEMBERS, "GUILD_BAN_REMOVE":
 # Events that change who is in a DM or group DM.
 RECIPIENT_EVENTS = frozenset({"CHANNEL_RECIPIENT_ADD", "CHANNEL_RECIPIENT_REMOVE", "CHANNEL_DELETE", "CHANNEL_CREATE"})
 GUILD_PRESENCES_INTENT = 1 << 8
+RECIPIENT_CACHE_LIMIT = 10_000  # DMs whose recipients are remembered
+REPLAY_BYTES_LIMIT = 8 * 1024 * 1024  # a session's replay buffer, whatever GATEWAY_REPLAY_LIMIT allows
+IDENTIFY_BUDGET = parse("1000/day")  # IDENTIFYs per account, what /gateway/bot announces
 
 
 @dataclass(eq=False)
@@ -57,9 +62,11 @@ class GatewaySession:
     replay_limit: int
     seq: int = 0
     replay: deque = field(default_factory=deque)
+    replay_bytes: int = 0
     connection: object | None = None  # the live Connection, None while detached
     detached_at: float | None = None
     holding: list[str] | None = field(default_factory=list)  # dispatch prefixes that arrive before READY
+    overflowed: bool = False  # more arrived before READY than a replay could hold: the session cannot start
 
     @property
     def user_id(self) -> int:
@@ -67,13 +74,17 @@ class GatewaySession:
 
     def dispatch(self, prefix: str) -> None:
         if self.holding is not None:
-            self.holding.append(prefix)
+            if len(self.holding) < self.replay_limit:
+                self.holding.append(prefix)
+            else:
+                self.overflowed = True
             return
         self.seq += 1
         text = protocol.frame(prefix, self.seq)
         self.replay.append((self.seq, text))
-        if len(self.replay) > self.replay_limit:
-            self.replay.popleft()
+        self.replay_bytes += len(text)
+        while len(self.replay) > self.replay_limit or self.replay_bytes > REPLAY_BYTES_LIMIT:
+            self.replay_bytes -= len(self.replay.popleft()[1])
         if self.connection is not None:
             self.connection.push(text)
 
@@ -110,11 +121,13 @@ class Hub:
         self.by_user: dict[int, set[GatewaySession]] = {}
         self.guild_users: dict[int, set[int]] = {}  # guild -> local users who are members
         self.presence = runtime.presence
+        self._identify_counters = RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
         self._views: dict[int, state.GuildView] = {}
         self._recipients: dict[int, set[int]] = {}
         self._queue: asyncio.Queue | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()
         self._unsubscribe = None
         self.closing = False
 
@@ -148,8 +161,11 @@ class Hub:
         self.closing = True
         connections = [s.connection for s in self.sessions.values() if s.connection is not None]
         await asyncio.gather(*(c.reconnect_elsewhere() for c in connections), return_exceptions=True)
-        for session in list(self.sessions.values()):
-            self._forget(session)
+        leaving = list(self.sessions.values())
+        for session in leaving:
+            self._forget(session, announce=False)
+        # Their presence goes now, not when Redis expires it: a deploy must not leave everyone "online".
+        await asyncio.gather(*(self._drop_presence(s) for s in leaving), return_exceptions=True)
         if self._unsubscribe:
             self._unsubscribe()
             self._unsubscribe = None
@@ -196,10 +212,31 @@ class Hub:
         session = GatewaySession(secrets.token_hex(16), identity, status, intents, self.replay_limit)
         self.sessions[session.id] = session
         self.by_user.setdefault(identity.user_id, set()).add(session)
-        for guild_id in await self.db(state.guild_ids_of, identity.user_id):
-            self._join(identity.user_id, guild_id)
+        try:
+            for guild_id in await self.db(state.guild_ids_of, identity.user_id):
+                self._join(identity.user_id, guild_id)
+        except BaseException:
+            self._forget(session, announce=False)
+            raise
         await self._set_presence(session, status)
         return session
+
+    async def may_identify(self, user_id: int) -> bool:
+        """Whether this account has IDENTIFYs left today; when the counters are unreachable, it has."""
+        try:
+            (count, _reset), = await self._identify_counters.charge([(f"gateway-identify:{user_id}", IDENTIFY_BUDGET)])
+        except Exception as exc:
+            log.warning("identify budget unavailable", extra={"error": repr(exc)})
+            return True
+        return count <= IDENTIFY_BUDGET.amount
+
+    async def sessions_of(self, user_id: int) -> dict[str, dict]:
+        """This user's gateway sessions on every process, from presence; none known when it is unreachable."""
+        try:
+            return await asyncio.to_thread(self.presence.sessions, user_id)
+        except Exception as exc:
+            log.warning("presence unavailable", extra={"error": repr(exc)})
+            return {}
 
     def attach(self, session: GatewaySession, connection) -> None:
         previous = session.connection
@@ -219,7 +256,7 @@ class Hub:
     def end(self, session: GatewaySession) -> None:
         self._forget(session)
 
-    def _forget(self, session: GatewaySession) -> None:
+    def _forget(self, session: GatewaySession, *, announce: bool = True) -> None:
         if self.sessions.pop(session.id, None) is None:
             return
         held = self.by_user.get(session.user_id, set())
@@ -229,8 +266,10 @@ class Hub:
             for guild_id, users in list(self.guild_users.items()):
                 if session.user_id in users:
                     self._leave(session.user_id, guild_id)
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.create_task(self._drop_presence(session))
+        if announce and self._loop is not None and not self._loop.is_closed():
+            task = self._loop.create_task(self._drop_presence(session))
+            self._background.add(task)  # a reference, so the task is not collected before it runs
+            task.add_done_callback(self._background.discard)
 
     def _join(self, user_id: int, guild_id: int) -> None:
         users = self.guild_users.setdefault(guild_id, set())
@@ -296,18 +335,27 @@ class Hub:
         if user is None:
             return
         payload = {"user": user, **after, "custom_status": None}
-        if audience:
-            self.runtime.events.dispatch([Event("PRESENCE_UPDATE", payload, user_ids=tuple(sorted(audience)))])
+        if audience:  # the bus may talk to Redis: never on the event loop
+            await asyncio.to_thread(self.runtime.events.dispatch,
+                                    [Event("PRESENCE_UPDATE", payload, user_ids=tuple(sorted(audience)))])
 
     # --- routing -----------------------------------------------------------------------------
+
+    ROUTE_RETRY_DELAYS = (0.1, 0.5, 2.0)  # seconds between attempts to route an event (the database may blink)
 
     async def _route_forever(self) -> None:
         while True:
             event = await self._queue.get()
-            try:
-                await self.route(event)
-            except Exception:  # one bad event must not stop delivery of the rest
-                log.exception("gateway routing failed", extra={"event": event.name})
+            for delay in (*self.ROUTE_RETRY_DELAYS, None):
+                try:
+                    await self.route(event)
+                    break
+                except Exception:
+                    if delay is None:  # its audience may have missed it: they must not run on unaware
+                        log.exception("gateway routing failed; sessions start over", extra={"event": event.name})
+                        self._invalidate_everything()
+                    else:
+                        await asyncio.sleep(delay)
 
     async def route(self, event: Event) -> None:
         self._before_routing(event)  # caches must forget a change even while nobody here is connected
@@ -386,22 +434,30 @@ class Hub:
             return {uid for uid in view.accesses
                     if view.permissions(uid, event.channel_id, overwrites) & needed == needed}
         if event.channel_id is not None:  # a DM or group DM: its recipients
-            recipients = self._recipients.get(event.channel_id)
-            if recipients is None:
+            recipients = self._recipients.pop(event.channel_id, None)
+            if recipients is None or not self.runtime.events.complete():
                 recipients = await self.db(state.recipients_of, event.channel_id)
-                self._recipients[event.channel_id] = recipients
+            if self.runtime.events.complete():
+                self._recipients[event.channel_id] = recipients  # most recently used last
+                while len(self._recipients) > RECIPIENT_CACHE_LIMIT:
+                    self._recipients.pop(next(iter(self._recipients)))
             return {uid for uid in recipients if uid in self.by_user}
         return set()
 
     async def _view(self, guild_id: int) -> state.GuildView:
-        view = self._views.get(guild_id)
+        # Without every other process's events a cached view may miss a kick or a role change made
+        # there: while the bus is incomplete, the database answers each time.
+        view = self._views.get(guild_id) if self.runtime.events.complete() else None
         if view is not None and view.stale():
             view = None
         if view is None:
             candidates = set(self.guild_users.get(guild_id, ()))
-            view = await self.db(state.load_guild_view, guild_id, candidates) if candidates else state.GuildView(guild_id)
-            # Only cache what is still current: a join or leave while loading dropped the entry.
-            if candidates == self.guild_users.get(guild_id, set()):
+            if not candidates:  # nobody here is in this guild: nothing to load, nothing to keep
+                return state.GuildView(guild_id)
+            view = await self.db(state.load_guild_view, guild_id, candidates)
+            # Only cache what is still current: a join or leave while loading dropped the entry. While
+            # this process may be missing other processes' events (Redis away), nothing is cached.
+            if candidates == self.guild_users.get(guild_id, set()) and self.runtime.events.complete():
                 self._views[guild_id] = view
         return view
 

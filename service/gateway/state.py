@@ -34,6 +34,7 @@ from service.permissions import Overwrite
 
 FRIEND = 1
 QUERY_LIMIT = 100  # members a name search answers when it sets no limit
+MEMBER_LIST_LIMIT = 10_000  # members a request for the whole list answers at most
 IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's parameter limit
 
 
@@ -180,8 +181,8 @@ def public_user(session, user_id: int) -> dict | None:
 def guild_members(session, user_id: int, guild_id: int, *, query: str, limit: int,
                   user_ids: list[int] | None) -> tuple[list[dict], list[str]]:
     """REQUEST_GUILD_MEMBERS: the members named by ``user_ids``, or those whose username starts with
-    ``query`` (at most ``limit``; 0 with an empty query means all of them), answered only to a member
-    of the guild; and the requested ids that are not members."""
+    ``query`` (at most ``limit``; 0 with an empty query means the whole list, up to MEMBER_LIST_LIMIT),
+    answered only to a member of the guild; and the requested ids that are not members."""
     if session.get(Member, (guild_id, user_id)) is None:
         return [], []
     statement = (select(Member, User).join(User, User.id == Member.user_id).where(Member.guild_id == guild_id)
@@ -192,8 +193,7 @@ def guild_members(session, user_id: int, guild_id: int, *, query: str, limit: in
         if query:
             escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             statement = statement.where(User.username.ilike(escaped + "%", escape="\\"))
-        if limit or query:
-            statement = statement.limit(limit or QUERY_LIMIT)
+        statement = statement.limit(limit or (QUERY_LIMIT if query else MEMBER_LIST_LIMIT))
     rows = session.execute(statement).all()
     role_ids = members.role_ids_of(session, guild_id, [m.user_id for m, _ in rows])
     found = [serializers.serialize_member(m, u, role_ids[m.user_id]) for m, u in rows]
