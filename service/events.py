@@ -12,10 +12,10 @@ by one worker hears what another worker committed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -69,19 +69,21 @@ class EventBus:
 class RedisEventBus(EventBus):
     """An ``EventBus`` shared by every process on one Redis channel.
 
-    ``dispatch`` (after a commit) hands the events to this process's subscribers and publishes them
-    for the others; a listener thread, started with the first subscriber, hands the other processes'
+    ``dispatch`` (after a commit) hands the events to this process's subscribers at once and queues
+    them for the others; a publisher thread sends the queue to Redis in order, so no commit ever
+    waits on Redis. A listener thread, started with the first subscriber, hands the other processes'
     events to ours. Each bus tags what it publishes with its origin and a counter, and skips its own echo.
 
-    Redis away, events still reach this process at once; those for the others wait in a bounded
-    backlog, published in order when Redis answers again. A receiver that finds a hole anyway (its
-    subscription broke, or a backlog overflowed and a counter jumped) tells its ``on_gap`` callbacks,
-    so the gateway can make its clients start over instead of trusting a stream with holes.
+    Redis away, the queue (bounded) waits and goes out when Redis answers again. A receiver that finds
+    a hole anyway (its subscription broke, or a queue overflowed and a counter jumped) tells its
+    ``on_gap`` callbacks, so the gateway can make its clients start over instead of trusting a stream
+    with holes.
     """
 
     RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)  # seconds between reconnection attempts, the last repeated
-    RETRY_PUBLISH_AFTER = 1.0  # seconds after a failed publish before commits try Redis again
+    RETRY_PUBLISH_AFTER = 1.0  # seconds after a failed publish before the publisher tries again
     BACKLOG_LIMIT = 10_000  # events kept for other processes while Redis is away; older ones are lost
+    BATCH = 500  # events per pipeline
 
     def __init__(self, url: str, channel: str):
         super().__init__()
@@ -93,13 +95,12 @@ class RedisEventBus(EventBus):
         self._listener: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stopped = threading.Event()
-        self._unreachable_until = 0.0
         self._gap_callbacks: list[Callable[[], None]] = []
-        self._publish_lock = threading.Lock()  # one publisher at a time keeps the counter in Redis's order
+        self._queued = threading.Condition()  # guards the counter and the backlog; never held during I/O
         self._counter = 0
-        self._backlog: deque[str] = deque(maxlen=self.BACKLOG_LIMIT)
+        self._backlog: deque[tuple[int, str]] = deque(maxlen=self.BACKLOG_LIMIT)  # (counter, envelope)
+        self._publisher: threading.Thread | None = None
         self._last_seen: dict[str, int] = {}  # origin -> the counter of its last event received
-        self._retry: threading.Timer | None = None  # publishes the backlog later, with or without new commits
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         unsubscribe = super().subscribe(subscriber)
@@ -117,46 +118,49 @@ class RedisEventBus(EventBus):
 
     def dispatch(self, events: list[Event]) -> None:
         super().dispatch(events)
-        with self._publish_lock:
+        with self._start_lock:
+            if self._publisher is None:
+                self._publisher = threading.Thread(target=self._publish, name="fluxer-events-out", daemon=True)
+                self._publisher.start()
+        with self._queued:
             for item in events:
                 self._counter += 1
-                self._backlog.append(json.dumps({"origin": self.origin, "n": self._counter, "event": asdict(item)},
-                                                default=str))
-            if time.monotonic() >= self._unreachable_until:  # do not make every commit wait on a dead Redis
-                self._flush()
+                envelope = json.dumps({"origin": self.origin, "n": self._counter, "event": asdict(item)}, default=str)
+                self._backlog.append((self._counter, envelope))
+            self._queued.notify()
 
-    def _flush(self) -> None:
-        """Publish the backlog in order (the caller holds the publish lock). Never raises."""
-        if not self._backlog:
-            return
-        try:
-            pipeline = self._redis.pipeline(transaction=False)
-            for envelope in self._backlog:
-                pipeline.publish(self.channel, envelope)
-            pipeline.execute()
-            self._backlog.clear()
-        except Exception as exc:  # after the commit nothing may fail the request: log and carry on
-            self._unreachable_until = time.monotonic() + self.RETRY_PUBLISH_AFTER
-            log.warning("event transport unavailable: events for other processes wait",
-                        extra={"error": repr(exc), "waiting": len(self._backlog)})
-            if self._retry is None and not self._stopped.is_set():
-                self._retry = threading.Timer(self.RETRY_PUBLISH_AFTER, self._retry_backlog)
-                self._retry.daemon = True
-                self._retry.start()
-
-    def _retry_backlog(self) -> None:
-        with self._publish_lock:
-            self._retry = None
-            self._flush()
+    def _publish(self) -> None:
+        """The publisher thread: sends the backlog in order; on failure waits and tries again."""
+        while not self._stopped.is_set():
+            with self._queued:
+                while not self._backlog and not self._stopped.is_set():
+                    self._queued.wait(timeout=1.0)
+                batch = list(itertools.islice(self._backlog, self.BATCH))
+            if not batch:
+                continue
+            try:
+                pipeline = self._redis.pipeline(transaction=False)
+                for _counter, envelope in batch:
+                    pipeline.publish(self.channel, envelope)
+                pipeline.execute()
+            except Exception as exc:  # Redis away: the backlog waits (what overflows it is lost)
+                log.warning("event transport unavailable: events for other processes wait",
+                            extra={"error": repr(exc), "waiting": len(self._backlog)})
+                self._stopped.wait(self.RETRY_PUBLISH_AFTER)
+                continue
+            sent = batch[-1][0]
+            with self._queued:  # the backlog may have lost its oldest meanwhile: drop by counter, not count
+                while self._backlog and self._backlog[0][0] <= sent:
+                    self._backlog.popleft()
 
     def close(self) -> None:
-        """Stop listening (the subscription ends within a second); this process's delivery goes on."""
+        """Stop listening and publishing (within a second); this process's delivery goes on."""
         self._stopped.set()
-        with self._publish_lock:
-            if self._retry is not None:
-                self._retry.cancel()
-        if self._listener is not None:
-            self._listener.join(timeout=5)
+        with self._queued:
+            self._queued.notify_all()
+        for thread in (self._listener, self._publisher):
+            if thread is not None:
+                thread.join(timeout=5)
 
     def _listen(self) -> None:
         failures = 0
@@ -169,9 +173,6 @@ class RedisEventBus(EventBus):
                 if lost:
                     lost = False
                     self._report_gap()
-                    with self._publish_lock:  # Redis is back: what waited goes out now, not on the next commit
-                        self._unreachable_until = 0.0
-                        self._flush()
                 while not self._stopped.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:

@@ -212,7 +212,7 @@ def test_announcing_presence_does_not_block_the_event_loop(silent_redis):
         worst = asyncio.run(main())
     finally:
         Runtime.events.close()
-    # Before its fix: RedisEventBus.dispatch -> _flush publishes synchronously (socket_timeout=2) on the loop.
+    # Before its fix: the bus published synchronously (a 2 s socket timeout) on the loop.
     assert worst < 0.5, f"the event loop stalled for {worst:.2f} s: every gateway connection froze"
 
 
@@ -329,3 +329,20 @@ def test_a_gap_while_identifying_does_not_leave_a_deaf_connection(client, regist
     monkeypatch.undo()
     assert not any(f.get("t") == "READY" for f in a.seen)
     assert not [s for s in hub.sessions.values() if s.user_id == int(alice.user_id)]
+
+
+def test_a_commit_never_waits_on_a_hung_redis(silent_redis):
+    # Before its fix, each commit published under a lock, waiting out the 2 s socket timeout.
+    bus = RedisEventBus(silent_redis, "hung")
+    heard = []
+    bus.subscribe(heard.append)
+    try:
+        started = time.monotonic()
+        for n in range(20):
+            bus.dispatch([Event("USER_NOTE_UPDATE", {"n": n}, user_ids=(1,))])
+        waited = time.monotonic() - started
+        assert [e.data["n"] for e in heard] == list(range(20))  # this process heard every one at once
+        assert waited < 1.0, f"20 commits waited {waited:.1f} s on Redis"
+        assert len(bus._backlog) == 20  # kept, in order, for when Redis answers
+    finally:
+        bus.close()
