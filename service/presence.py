@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 
 import redis
@@ -31,36 +32,66 @@ def aggregate(sessions: list[dict]) -> dict:
             "afk": all(s.get("afk") for s in sessions)}
 
 
-class MemoryPresence:
+class CountedPresence:
+    """Guild online counts, remembered briefly: counting looks at every member, and a public invite
+    lookup must not make a large guild's count run on each request."""
+
+    COUNT_TTL_SECONDS = 15.0
+    COUNTS_KEPT = 10_000
+
+    def __init__(self) -> None:
+        self._counts: dict[int, tuple[float, int]] = {}  # guild -> (counted at, online)
+
+    def online_count(self, guild_id: int, count) -> int:
+        now = time.monotonic()
+        cached = self._counts.get(guild_id)
+        if cached is not None and now - cached[0] < self.COUNT_TTL_SECONDS:
+            return cached[1]
+        online = count()
+        if len(self._counts) >= self.COUNTS_KEPT:
+            self._counts.clear()
+        self._counts[guild_id] = (now, online)
+        return online
+
+
+class MemoryPresence(CountedPresence):
     REFRESH_SECONDS = 60
 
     def __init__(self) -> None:
+        super().__init__()
         self._sessions: dict[int, dict[str, dict]] = {}
+        self._lock = threading.Lock()  # worker threads put and drop at once
 
     def put(self, user_id: int, session_id: str, state: dict) -> None:
-        self._sessions.setdefault(user_id, {})[session_id] = state
+        with self._lock:
+            self._sessions.setdefault(user_id, {})[session_id] = state
 
     def drop(self, user_id: int, session_id: str) -> None:
-        held = self._sessions.get(user_id, {})
-        held.pop(session_id, None)
-        if not held:
-            self._sessions.pop(user_id, None)
+        with self._lock:
+            held = self._sessions.get(user_id, {})
+            held.pop(session_id, None)
+            if not held:
+                self._sessions.pop(user_id, None)
 
     def sessions(self, user_id: int) -> dict[str, dict]:
-        return dict(self._sessions.get(user_id, {}))
+        with self._lock:
+            return dict(self._sessions.get(user_id, {}))
 
     def online(self, user_ids) -> set[int]:
-        return {uid for uid in user_ids if aggregate(list(self._sessions.get(uid, {}).values()))["status"] != "offline"}
+        with self._lock:
+            return {uid for uid in user_ids
+                    if aggregate(list(self._sessions.get(uid, {}).values()))["status"] != "offline"}
 
     def refresh(self, held: dict[int, set[str]]) -> None:
         """Nothing expires in one process: its sessions leave when they end."""
 
 
-class RedisPresence:
+class RedisPresence(CountedPresence):
     TTL_SECONDS = 150  # a process refreshes every REFRESH_SECONDS; a dead one's sessions vanish after this
     REFRESH_SECONDS = 60
 
     def __init__(self, url: str, prefix: str):
+        super().__init__()
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._prefix = prefix
 
@@ -121,9 +152,12 @@ class RedisPresence:
 
 
 def online_members(session, store, guild_id: int) -> int:
-    """How many of a guild's members are online (invites' ``presence_count``, guilds' ``with_counts``)."""
-    member_ids = list(session.scalars(select(Member.user_id).where(Member.guild_id == guild_id)))
-    try:
+    """How many of a guild's members are online (invites' ``presence_count``, guilds' ``with_counts``),
+    as counted within the last ``COUNT_TTL_SECONDS``."""
+    def count() -> int:
+        member_ids = list(session.scalars(select(Member.user_id).where(Member.guild_id == guild_id)))
         return len(store.online(member_ids))
+    try:
+        return store.online_count(guild_id, count)
     except redis.RedisError:  # presence is a hint: without Redis nobody is known to be online
         return 0

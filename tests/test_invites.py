@@ -529,7 +529,9 @@ def test_one_person_accepting_twice_at_once(client, app, register, make_guild, b
     assert _uses(app, invite["code"]) == 1 and _member_count(app, guild["id"]) == 2
 
 
-def test_presence_count_counts_members_online_on_the_gateway(client, register, make_guild, add_member, gateway):
+def test_presence_count_counts_members_online_on_the_gateway(app, client, register, make_guild, add_member, gateway,
+                                                              monkeypatch):
+    monkeypatch.setattr(app.runtime.presence, "COUNT_TTL_SECONDS", 0)  # every lookup counts afresh
     owner, online, offline = register(), register(), register()
     guild = make_guild(owner)
     add_member(online, guild)
@@ -553,3 +555,15 @@ def test_presence_count_counts_members_online_on_the_gateway(client, register, m
     while client.get(f"/v1/invites/{code}").json()["presence_count"] != 0:
         assert time.monotonic() < deadline, "presence stayed online after the session ended"
         time.sleep(0.05)
+
+
+def test_presence_counts_are_remembered_briefly(app, client, register, make_guild, gateway):
+    owner = register()
+    guild = make_guild(owner)
+    code = client.post(f"/v1/channels/{guild['system_channel_id']}/invites", json={}, headers=owner.auth).json()["code"]
+    assert client.get(f"/v1/invites/{code}").json()["presence_count"] == 0
+    gateway().identify(owner.token)
+    # A public lookup does not recount every member each time: the count is at most COUNT_TTL_SECONDS old.
+    assert client.get(f"/v1/invites/{code}").json()["presence_count"] == 0
+    app.runtime.presence._counts.clear()
+    assert client.get(f"/v1/invites/{code}").json()["presence_count"] == 1

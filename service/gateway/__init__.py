@@ -28,6 +28,7 @@ class GatewayServer:
     def __init__(self, app, runtime):
         self.app = app
         self.hub = Hub(runtime)
+        self._drain: asyncio.Task | None = None  # the shutdown in progress, referenced so it runs to the end
 
     def __getattr__(self, name):  # the API app's attributes (runtime, connexion) stay reachable
         return getattr(self.app, name)
@@ -73,16 +74,21 @@ class GatewayServer:
         """Run the hub's shutdown (op 7 to every client) before the server's own signal handler,
         which would otherwise close every WebSocket at once with 1012 and no word of warning."""
         loop = asyncio.get_running_loop()
-        for sig in SHUTDOWN_SIGNALS:
-            previous = signal.getsignal(sig)
-            if not callable(previous):
-                continue
+        previous = {sig: signal.getsignal(sig) for sig in SHUTDOWN_SIGNALS}
+        if not all(callable(handler) for handler in previous.values()):
+            return
 
-            def handler(signum, frame, previous=previous):
-                loop.call_soon_threadsafe(lambda: loop.create_task(self._drain_then(previous, signum, frame)))
+        def handler(signum, frame):
+            for sig, theirs in previous.items():  # a second signal goes straight to the server (force quit)
+                signal.signal(sig, theirs)
+            loop.call_soon_threadsafe(self._start_drain, previous[signum], signum, frame)
 
-            with contextlib.suppress(ValueError):  # not the main thread (an embedded server): keep theirs
+        with contextlib.suppress(ValueError):  # not the main thread (an embedded server): keep theirs
+            for sig in SHUTDOWN_SIGNALS:
                 signal.signal(sig, handler)
+
+    def _start_drain(self, previous, signum, frame) -> None:
+        self._drain = asyncio.get_running_loop().create_task(self._drain_then(previous, signum, frame))
 
     async def _drain_then(self, previous, signum, frame) -> None:
         try:
