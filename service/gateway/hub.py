@@ -120,6 +120,7 @@ class Hub:
         self.sessions: dict[str, GatewaySession] = {}
         self.by_user: dict[int, set[GatewaySession]] = {}
         self.guild_users: dict[int, set[int]] = {}  # guild -> local users who are members
+        self.user_guilds: dict[int, set[int]] = {}  # and the other way round
         self.presence = runtime.presence
         self._identify_counters = RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
         self._views: dict[int, state.GuildView] = {}
@@ -143,6 +144,7 @@ class Hub:
         self.sessions.clear()
         self.by_user.clear()
         self.guild_users.clear()
+        self.user_guilds.clear()
         self._views.clear()
         self._recipients.clear()
         self.closing = False
@@ -263,9 +265,8 @@ class Hub:
         held.discard(session)
         if not held:
             self.by_user.pop(session.user_id, None)
-            for guild_id, users in list(self.guild_users.items()):
-                if session.user_id in users:
-                    self._leave(session.user_id, guild_id)
+            for guild_id in list(self.user_guilds.get(session.user_id, ())):
+                self._leave(session.user_id, guild_id)
         if announce and self._loop is not None and not self._loop.is_closed():
             task = self._loop.create_task(self._drop_presence(session))
             self._background.add(task)  # a reference, so the task is not collected before it runs
@@ -275,6 +276,7 @@ class Hub:
         users = self.guild_users.setdefault(guild_id, set())
         if user_id not in users:
             users.add(user_id)
+            self.user_guilds.setdefault(user_id, set()).add(guild_id)
             self._views.pop(guild_id, None)
 
     def _leave(self, user_id: int, guild_id: int) -> None:
@@ -283,6 +285,10 @@ class Hub:
             users.discard(user_id)
             if not users:
                 self.guild_users.pop(guild_id, None)
+            guilds = self.user_guilds.get(user_id, set())
+            guilds.discard(guild_id)
+            if not guilds:
+                self.user_guilds.pop(user_id, None)
             self._views.pop(guild_id, None)
 
     async def _housekeeping(self) -> None:
