@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 4
 
-.PHONY: install run serve migrate test lint spec fuzz compat client clean bench
+.PHONY: install run serve migrate test lint spec fuzz compat client clean bench bench-gateway
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,11 @@ migrate: install
 
 ## Development server on SQLite (var/fluxer.sqlite3), reloading on change.
 run: migrate
-	FLUXER_ENV=$${FLUXER_ENV:-development} $(PY) -m uvicorn service.asgi:app --host $(HOST) --port $(PORT) --no-access-log --reload --reload-dir service --reload-dir handlers --reload-dir openapi
+	FLUXER_ENV=$${FLUXER_ENV:-development} $(PY) -m uvicorn service.asgi:app --host $(HOST) --port $(PORT) --no-access-log --ws-max-size 65536 --ws-per-message-deflate false --reload --reload-dir service --reload-dir handlers --reload-dir openapi
 
 ## Production-style: several worker processes behind one port (set DATABASE_URL, REDIS_URL, FLUXER_SECRET_KEY).
 serve: migrate
-	FLUXER_ENV=$${FLUXER_ENV:-production} $(PY) -m uvicorn service.asgi:app --host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
+	FLUXER_ENV=$${FLUXER_ENV:-production} $(PY) -m uvicorn service.asgi:app --host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log --ws-max-size 65536 --ws-per-message-deflate false --timeout-graceful-shutdown 10
 
 test: install
 	$(PY) -m pytest
@@ -52,6 +52,11 @@ bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
 		|| { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+## Gateway fan-out benchmark: 1,000 WebSocket clients in one channel over two server processes joined by Redis
+## (PostgreSQL database bench_gw, recreated; Redis at redis://127.0.0.1:6379/0). BENCH_ARGS passes options.
+bench-gateway: install
+	$(PY) bench/gateway.py $(BENCH_ARGS)
 
 ## Print the OpenAPI document a client generator takes.
 client: install

@@ -42,7 +42,7 @@ class Connection:
         self.resumable = True
         self.window = hub.heartbeat_interval_ms / 1000 * 1.5  # a heartbeat must arrive within this
         self.deadline = time.monotonic() + self.window
-        self.recent_frames: deque[float] = deque(maxlen=protocol.CLIENT_FRAMES_PER_WINDOW)
+        self.recent_frames: deque[float] = deque()
         self.writer: asyncio.Task | None = None
         self.keep_session = False  # another connection took the session over: leave it attached
 
@@ -152,10 +152,12 @@ class Connection:
         if raw is None:
             raise ProtocolError(Close.DECODE_ERROR, "empty frame")
         now = time.monotonic()
-        if len(self.recent_frames) == self.recent_frames.maxlen and now - self.recent_frames[0] < \
-                protocol.CLIENT_FRAME_WINDOW_SECONDS:
+        recent = self.recent_frames  # frames of the last minute only: an idle client keeps one or two
+        while recent and now - recent[0] >= protocol.CLIENT_FRAME_WINDOW_SECONDS:
+            recent.popleft()
+        if len(recent) >= protocol.CLIENT_FRAMES_PER_WINDOW:
             raise ProtocolError(Close.RATE_LIMITED, "too many frames")
-        self.recent_frames.append(now)
+        recent.append(now)
         op, data = protocol.decode(raw)
         if op == Op.HEARTBEAT:
             self.deadline = time.monotonic() + self.window

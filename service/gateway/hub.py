@@ -72,7 +72,7 @@ class GatewaySession:
     def user_id(self) -> int:
         return self.identity.user_id
 
-    def dispatch(self, prefix: str) -> None:
+    def dispatch(self, prefix: str, *, keep: bool = True) -> None:
         if self.holding is not None:
             if len(self.holding) < self.replay_limit:
                 self.holding.append(prefix)
@@ -80,19 +80,20 @@ class GatewaySession:
                 self.overflowed = True
             return
         self.seq += 1
-        text = protocol.frame(prefix, self.seq)
-        self.replay.append((self.seq, text))
-        self.replay_bytes += len(text)
-        while len(self.replay) > self.replay_limit or self.replay_bytes > REPLAY_BYTES_LIMIT:
-            self.replay_bytes -= len(self.replay.popleft()[1])
+        if keep:  # the prefix is one string shared by every session the event went to; RESUME rebuilds frames
+            self.replay.append((self.seq, prefix))
+            self.replay_bytes += len(prefix)
+            while len(self.replay) > self.replay_limit or self.replay_bytes > REPLAY_BYTES_LIMIT:
+                self.replay_bytes -= len(self.replay.popleft()[1])
         if self.connection is not None:
-            self.connection.push(text)
+            self.connection.push(protocol.frame(prefix, self.seq))
 
     def release(self, first: list[str]) -> None:
-        """Send ``first`` (READY), then what arrived while it was being built, in order."""
+        """Send ``first`` (READY), then what arrived while it was being built, in order. READY is not
+        kept for RESUME: a client that resumes has it, since the session id it names came in it."""
         held, self.holding = self.holding or [], None
-        for prefix in [*first, *held]:
-            self.dispatch(prefix)
+        for index, prefix in enumerate([*first, *held]):
+            self.dispatch(prefix, keep=not (index == 0 and first))
 
     def missed_since(self, seq: int) -> list[str] | None:
         """The frames after ``seq``; None when some of them have already left the buffer."""
@@ -101,7 +102,7 @@ class GatewaySession:
         oldest = self.replay[0][0] if self.replay else self.seq + 1
         if seq < oldest - 1:
             return None
-        return [text for s, text in self.replay if s > seq]
+        return [protocol.frame(prefix, s) for s, prefix in self.replay if s > seq]
 
     def wants(self, event_name: str) -> bool:
         if event_name == "PRESENCE_UPDATE" and self.intents is not None:
