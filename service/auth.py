@@ -97,6 +97,15 @@ def resolve(runtime, kind: str, token: str, path: str) -> dict | None:
     return identity.token_info()
 
 
+def in_good_standing(user) -> bool:
+    """Whether the account may use more than /auth (the gateway included)."""
+    try:
+        check_account_standing(user, "")
+    except APIError:
+        return False
+    return True
+
+
 def check_account_standing(user, path: str) -> None:
     """Accounts under review or with required actions may only use /auth."""
     if path.startswith(UNRESTRICTED_PREFIXES):

@@ -6,6 +6,7 @@ import hmac
 
 from sqlalchemy import delete, select
 
+from service import auth, events
 from service.errors import APIError, field_error, not_found
 from service.flags import ALL_SUSPICIOUS_FLAGS, SuspiciousActivityFlags, UserFlags, parse_names
 from service.models import OutboxEmail, User
@@ -42,6 +43,8 @@ def set_security_flags(session, user_id: str, body: dict) -> dict:
         user.suspicious_activity_flags = raw | named
     if "pending_manual_verification" in body:
         user.pending_manual_verification = body["pending_manual_verification"]
+    if not auth.in_good_standing(user):  # an account put under review stops hearing the gateway too
+        events.end_logins(session, user.id)
     session.commit()
     after = (user.flags, user.suspicious_activity_flags, user.pending_manual_verification)
     return {"success": True, "updated": before != after, "flags": str(user.flags),

@@ -733,3 +733,18 @@ def test_a_logged_out_session_hears_nothing_more(client, register, gateway):
                 heard.append(frame["t"])
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4006
     assert heard == []
+
+
+def test_an_account_put_under_review_is_closed_with_4006(client, register, gateway):
+    alice = register()
+    a = connect(gateway, alice)
+    response = client.post(f"/v1/test/users/{alice.user_id}/security-flags", json={"pending_manual_verification": True})
+    assert response.status_code == 200, response.text
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            a.recv(timeout=5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4006
+    again = gateway()  # and it cannot identify again while under review
+    again.hello()
+    again.send(2, {"token": alice.token, "properties": {}})
+    assert again.wait_closed() == 4004

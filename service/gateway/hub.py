@@ -19,6 +19,7 @@ import logging
 import secrets
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from limits import parse
@@ -130,6 +131,7 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
+        self._routing_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-routing")
         self._unsubscribe = None
         self.closing = False
 
@@ -201,10 +203,15 @@ class Hub:
 
     async def db(self, function, *args, **kwargs):
         """Run ``function(session, *args, **kwargs)`` in a worker thread with its own database session."""
-        def run():
-            with Session(self.runtime.db.engine, expire_on_commit=False) as session:
-                return function(session, *args, **kwargs)
-        return await asyncio.to_thread(run)
+        return await asyncio.to_thread(self._with_session, function, args, kwargs)
+
+    async def _routing_db(self, function, *args):
+        """``db`` for the router, on its own thread: IDENTIFYs and member requests never queue ahead of it."""
+        return await asyncio.get_running_loop().run_in_executor(self._routing_pool, self._with_session, function, args, {})
+
+    def _with_session(self, function, args, kwargs):
+        with Session(self.runtime.db.engine, expire_on_commit=False) as session:
+            return function(session, *args, **kwargs)
 
     # --- sessions ----------------------------------------------------------------------------
 
@@ -443,7 +450,7 @@ class Hub:
         if event.channel_id is not None:  # a DM or group DM: its recipients
             recipients = self._recipients.pop(event.channel_id, None)
             if recipients is None or not self.runtime.events.complete():
-                recipients = await self.db(state.recipients_of, event.channel_id)
+                recipients = await self._routing_db(state.recipients_of, event.channel_id)
             if self.runtime.events.complete():
                 self._recipients[event.channel_id] = recipients  # most recently used last
                 while len(self._recipients) > RECIPIENT_CACHE_LIMIT:
@@ -461,7 +468,7 @@ class Hub:
             candidates = set(self.guild_users.get(guild_id, ()))
             if not candidates:  # nobody here is in this guild: nothing to load, nothing to keep
                 return state.GuildView(guild_id)
-            view = await self.db(state.load_guild_view, guild_id, candidates)
+            view = await self._routing_db(state.load_guild_view, guild_id, candidates)
             # Only cache what is still current: a join or leave while loading dropped the entry. While
             # this process may be missing other processes' events (Redis away), nothing is cached.
             if candidates == self.guild_users.get(guild_id, set()) and self.runtime.events.complete():
