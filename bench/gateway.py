@@ -55,13 +55,14 @@ import os
 import resource
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from common import cpu_seconds, plain_url, port_free, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench-gateway"
@@ -392,11 +393,6 @@ class Workers:
 # --- Servers and measurements (main process) ----------------------------------------------------
 
 
-def port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
-
-
 class Server:
     """One single-process uvicorn in its own process group; its pid is the server's own."""
 
@@ -475,21 +471,6 @@ class Rest:
         return json.loads(data) if data else None
 
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
-
-
 def machine_ticks() -> tuple[int, int]:
     """(busy, total) jiffies of all CPUs together."""
     with open("/proc/stat") as handle:
@@ -510,24 +491,6 @@ def pids_named(name: str) -> list[int]:
             except OSError:
                 continue
     return pids
-
-
-def plain_url(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    name = psycopg.conninfo.conninfo_to_dict(plain_url(url)).get("dbname") or ""
-    if "bench" not in name or name == "test":  # it is dropped: never a development, CI or production database
-        raise SystemExit(f"the benchmark drops and recreates its database; {name!r} does not look like one "
-                         "(its name must contain 'bench')")
-    admin = psycopg.conninfo.make_conninfo(plain_url(url), dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def drop_database(url: str) -> None:

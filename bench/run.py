@@ -32,7 +32,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
+from common import cpu_seconds, port_free, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -118,11 +117,6 @@ def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 240) -> 
     raise RuntimeError(f"server on port {port} did not answer within {timeout}s")
 
 
-def port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
-
-
 # --- Processes ------------------------------------------------------------------------------
 
 
@@ -149,22 +143,6 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.log.close()
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids) -> float:
-    """User + system CPU time of these processes so far (those gone since are skipped)."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLOCK_TICKS
 
 
 def group_pids(pgid: int) -> list[int]:
@@ -217,18 +195,6 @@ def redis_reachable(url: str) -> bool:
 
 
 # --- Database -------------------------------------------------------------------------------
-
-
-def recreate_database(url: str) -> None:
-    conninfo = psycopg.conninfo.conninfo_to_dict(url.replace("postgresql+psycopg://", "postgresql://"))
-    name = conninfo.get("dbname") or ""
-    if "bench" not in name:  # it is dropped: never a development, CI (test) or production database
-        raise SystemExit(f"the benchmark drops and recreates its database; {name!r} does not look like one "
-                         "(its name must contain 'bench'): set BENCH_DATABASE_URL")
-    admin = psycopg.conninfo.make_conninfo(url.replace("postgresql+psycopg://", "postgresql://"), dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def seed_channel(connection, channel_id: int, guild_id: int, authors: list[int], count: int) -> float:

@@ -7,13 +7,17 @@ The embedded server serves the suite's own ``app`` object, so HTTP calls made th
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
+import uuid
 
+import httpx
 import uvicorn
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from tests.conftest import PASSWORD, unique_ip
 from tests.live import free_port
 
 DEFAULT_QUERY = "v=1&encoding=json"
@@ -112,3 +116,69 @@ class GatewayClient:
 
     def close(self) -> None:
         self.ws.close()
+
+
+def wait_for(predicate, timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+def send_message(client, account, channel_id, content: str, **body) -> dict:
+    """Post a message through the suite's HTTP client; the created message."""
+    response = client.post(f"/v1/channels/{channel_id}/messages", json={"content": content, **body},
+                           headers=account.auth)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# --- real server processes (tests.live) -----------------------------------------------------------
+
+
+def live_env(database_url: str, redis_url: str) -> dict:
+    """Settings for server processes that form one deployment: their own events channel, shared by them."""
+    return {"FLUXER_ENV": "test", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+            "EVENTS_CHANNEL": f"fluxer:events:{uuid.uuid4().hex}"}
+
+
+def gateway_url_of(api: str) -> str:
+    return api.replace("http://", "ws://").removesuffix("/v1") + "/gateway"
+
+
+def live_account(api: str) -> tuple[str, str, dict]:
+    """A person registered on a live server: (token, user id, request headers)."""
+    ip = unique_ip()
+    body = {"email": f"live-{uuid.uuid4().hex[:10]}@example.com", "password": PASSWORD, "consent": True}
+    response = httpx.post(f"{api}/auth/register", json=body, headers={"X-Forwarded-For": ip})
+    assert response.status_code == 200, response.text
+    data = response.json()
+    return data["token"], data["user_id"], {"Authorization": data["token"], "X-Forwarded-For": ip}
+
+
+def live_channel(api: str, headers: dict) -> str:
+    """A new guild's text channel on a live server."""
+    guild = httpx.post(f"{api}/guilds", json={"name": "Live"}, headers=headers).json()
+    channels = httpx.get(f"{api}/guilds/{guild['id']}/channels", headers=headers).json()
+    return next(c["id"] for c in channels if c["type"] == 0)
+
+
+def live_send(api: str, headers: dict, channel_id: str, content: str) -> dict:
+    response = httpx.post(f"{api}/channels/{channel_id}/messages", json={"content": content}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def redis_server(port: int) -> subprocess.Popen:
+    """A private redis-server, for tests that stop and restart it."""
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while subprocess.call(["redis-cli", "-p", str(port), "ping"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL) != 0:
+        assert time.monotonic() < deadline, "redis-server did not start"
+        time.sleep(0.05)
+    return server

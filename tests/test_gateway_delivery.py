@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from service.gateway import state as gateway_state
 from service.permissions import Permission
 from tests.conftest import PASSWORD
+from tests.gateway import send_message, wait_for
 
 VIEW = str(int(Permission.VIEW_CHANNEL))
 THUMBS = quote("\N{THUMBS UP SIGN}")
@@ -86,11 +87,6 @@ def nothing_until(connection, name: str, where=None, ignore=NOISE, timeout: floa
         raise AssertionError(f"unexpected {frame['t']} before the marker {name}: {frame['d']}")
 
 
-def send(client, account, channel_id, content: str, **body) -> dict:
-    response = client.post(f"/v1/channels/{channel_id}/messages", json={"content": content, **body},
-                           headers=account.auth)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def note(client, account, about) -> str:
@@ -153,7 +149,7 @@ def test_members_hear_guild_events_and_strangers_hear_none(client, register, mak
     o, m, s, n = (connect(gateway, a) for a in (owner, member, stranger, neighbour))
     assert [g["id"] for g in m.ready["guilds"]] == [gid] and s.ready["guilds"] == []
 
-    message = send(client, owner, general, "hello members")
+    message = send_message(client, owner, general, "hello members")
     assert client.post(f"/v1/channels/{general}/typing", headers=member.auth).status_code == 204
     reaction_url = f"/v1/channels/{general}/messages/{message['id']}/reactions/{THUMBS}/@me"
     assert client.put(reaction_url, headers=member.auth).status_code == 204
@@ -209,7 +205,7 @@ def test_a_guild_event_reaches_every_session_of_a_member(client, register, make_
     guild = make_guild(owner)
     add_member(member, guild)
     first, second = connect(gateway, member), connect(gateway, member)
-    message = send(client, owner, guild["system_channel_id"], "twice")
+    message = send_message(client, owner, guild["system_channel_id"], "twice")
     for connection in (first, second):
         assert nothing_until(connection, "MESSAGE_CREATE", id=message["id"])[-1]["d"]["content"] == "twice"
 
@@ -225,7 +221,7 @@ def test_a_member_who_is_removed_stops_hearing_the_guild(client, register, make_
     for account in (gone, witness):
         add_member(account, guild)
     o, g, w = (connect(gateway, a) for a in (owner, gone, witness))
-    before = send(client, owner, general, "before")
+    before = send_message(client, owner, general, "before")
     assert expect(g, "MESSAGE_CREATE", id=before["id"])["content"] == "before"
 
     if how == "kick":
@@ -244,7 +240,7 @@ def test_a_member_who_is_removed_stops_hearing_the_guild(client, register, make_
         assert expect(o, "GUILD_BAN_ADD", guild_id=gid)["user"]["id"] == gone.user_id
 
     # Afterwards the guild's messages, typing, reactions, channels, roles and members go on without them.
-    after = send(client, owner, general, "after")
+    after = send_message(client, owner, general, "after")
     assert client.post(f"/v1/channels/{general}/typing", headers=witness.auth).status_code == 204
     assert client.put(f"/v1/channels/{general}/messages/{after['id']}/reactions/{THUMBS}/@me",
                       headers=witness.auth).status_code == 204
@@ -271,7 +267,7 @@ def test_joining_through_an_invite_starts_delivery_on_the_same_connection(client
     o, j = connect(gateway, owner), connect(gateway, joiner)
     assert j.ready["guilds"] == []
     invite = client.post(f"/v1/channels/{general}/invites", json={"max_age": 0}, headers=owner.auth).json()
-    before = send(client, owner, general, "before you came")
+    before = send_message(client, owner, general, "before you came")
     assert client.post(f"/v1/invites/{invite['code']}", headers=joiner.auth).status_code == 200
 
     # The joiner heard neither the invite nor the earlier message: the first thing is the guild itself.
@@ -280,7 +276,7 @@ def test_joining_through_an_invite_starts_delivery_on_the_same_connection(client
     assert expect(o, "MESSAGE_CREATE", id=before["id"])
     assert expect(o, "GUILD_MEMBER_ADD", guild_id=gid)["user"]["id"] == joiner.user_id
 
-    welcome = send(client, owner, general, "welcome")
+    welcome = send_message(client, owner, general, "welcome")
     assert client.post(f"/v1/channels/{general}/typing", headers=owner.auth).status_code == 204
     assert client.patch(f"/v1/guilds/{gid}", json={"name": "Bigger"}, headers=owner.auth).status_code == 200
     frames = [f for f in nothing_until(j, "GUILD_UPDATE", id=gid, ignore=(*NOISE, "MESSAGE_CREATE", "TYPING_START"))
@@ -319,9 +315,9 @@ def test_denying_view_channel_to_everyone_stops_delivery_until_restored(client, 
     hide = client.put(f"/v1/channels/{secret}/permissions/{gid}", json={"type": 0, "deny": VIEW}, headers=owner.auth)
     assert hide.status_code == 204
     assert expect(o, "CHANNEL_UPDATE", id=secret)["permission_overwrites"] == [overwrite(gid, deny=int(VIEW))]
-    hidden = send(client, owner, secret, "hidden")
+    hidden = send_message(client, owner, secret, "hidden")
     assert client.post(f"/v1/channels/{secret}/typing", headers=owner.auth).status_code == 204
-    visible = send(client, owner, general, "visible")
+    visible = send_message(client, owner, general, "visible")
     assert expect(o, "MESSAGE_CREATE", id=hidden["id"])["channel_id"] == secret  # the owner always sees
     assert expect(o, "MESSAGE_CREATE", id=visible["id"])
     # The member heard neither the CHANNEL_UPDATE that hid it, nor the message or typing in it.
@@ -329,7 +325,7 @@ def test_denying_view_channel_to_everyone_stops_delivery_until_restored(client, 
 
     assert client.delete(f"/v1/channels/{secret}/permissions/{gid}", headers=owner.auth).status_code == 204
     assert nothing_until(m, "CHANNEL_UPDATE", id=secret)[-1]["d"]["permission_overwrites"] == []
-    back = send(client, owner, secret, "back")
+    back = send_message(client, owner, secret, "back")
     assert nothing_until(m, "MESSAGE_CREATE", id=back["id"])[-1]["d"]["content"] == "back"
 
 
@@ -347,8 +343,8 @@ def test_denying_view_channel_to_a_role_stops_only_its_holders(client, register,
     denied = client.put(f"/v1/channels/{general}/permissions/{role['id']}", json={"type": 0, "deny": VIEW},
                         headers=owner.auth)
     assert denied.status_code == 204
-    hidden = send(client, owner, general, "not for the muted")
-    elsewhere = send(client, owner, side, "for everyone")
+    hidden = send_message(client, owner, general, "not for the muted")
+    elsewhere = send_message(client, owner, side, "for everyone")
     for who in (o, ot):
         assert expect(who, "CHANNEL_UPDATE", id=general)["permission_overwrites"] == [
             overwrite(role["id"], deny=int(VIEW))]
@@ -358,7 +354,7 @@ def test_denying_view_channel_to_a_role_stops_only_its_holders(client, register,
 
     give_role(client, owner, guild, muted, role, add=False)  # losing the role gives the channel back
     assert nothing_until(mu, "GUILD_MEMBER_UPDATE", guild_id=gid)[-1]["d"]["roles"] == []
-    again = send(client, owner, general, "welcome back")
+    again = send_message(client, owner, general, "welcome back")
     assert nothing_until(mu, "MESSAGE_CREATE", id=again["id"])[-1]["d"]["content"] == "welcome back"
 
 
@@ -372,15 +368,15 @@ def test_a_role_allowed_into_a_hidden_channel_brings_its_messages(client, regist
 
     vault = create_channel(client, owner, guild, "vault", permission_overwrites=[
         overwrite(gid, deny=int(VIEW)), overwrite(role["id"], allow=int(VIEW))])["id"]
-    locked = send(client, owner, vault, "locked")
-    marker = send(client, owner, general, "marker")
+    locked = send_message(client, owner, vault, "locked")
+    marker = send_message(client, owner, general, "marker")
     assert expect(o, "CHANNEL_CREATE", id=vault)["name"] == "vault"
     assert expect(o, "MESSAGE_CREATE", id=locked["id"])
     nothing_until(m, "MESSAGE_CREATE", id=marker["id"])  # neither the hidden channel's creation nor its message
 
     give_role(client, owner, guild, member, role)
     assert nothing_until(m, "GUILD_MEMBER_UPDATE", guild_id=gid)[-1]["d"]["roles"] == [role["id"]]
-    unlocked = send(client, owner, vault, "unlocked")
+    unlocked = send_message(client, owner, vault, "unlocked")
     got = nothing_until(m, "MESSAGE_CREATE", id=unlocked["id"])[-1]["d"]
     assert got["channel_id"] == vault and got["content"] == "unlocked"
     assert expect(o, "MESSAGE_CREATE", id=unlocked["id"])
@@ -400,7 +396,7 @@ def test_everyone_losing_view_channel_at_guild_level(client, register, make_guil
     blind = str(int(everyone["permissions"]) & ~int(Permission.VIEW_CHANNEL))
     assert client.patch(f"/v1/guilds/{gid}/roles/{gid}", json={"permissions": blind},
                         headers=owner.auth).status_code == 200
-    unseen = send(client, owner, general, "unseen")
+    unseen = send_message(client, owner, general, "unseen")
     assert client.patch(f"/v1/guilds/{gid}", json={"name": "Marker"}, headers=owner.auth).status_code == 200
     for who in (o, t):
         assert expect(who, "MESSAGE_CREATE", id=unseen["id"])
@@ -409,7 +405,7 @@ def test_everyone_losing_view_channel_at_guild_level(client, register, make_guil
 
     assert client.patch(f"/v1/guilds/{gid}/roles/{gid}", json={"permissions": everyone["permissions"]},
                         headers=owner.auth).status_code == 200
-    seen = send(client, owner, general, "seen")
+    seen = send_message(client, owner, general, "seen")
     assert nothing_until(m, "GUILD_ROLE_UPDATE", guild_id=gid)
     assert nothing_until(m, "MESSAGE_CREATE", id=seen["id"])
 
@@ -430,7 +426,7 @@ def test_a_channel_update_that_hides_it_goes_only_to_who_still_sees(client, regi
     changed = client.patch(f"/v1/channels/{channel}", json={"topic": "The secret plan", "permission_overwrites": wanted},
                            headers=owner.auth)
     assert changed.status_code == 200, changed.text
-    marker = send(client, owner, general, "marker")
+    marker = send_message(client, owner, general, "marker")
     for who in (o, i):
         update = nothing_until(who, "CHANNEL_UPDATE", id=channel)[-1]["d"]
         assert update["topic"] == "The secret plan"
@@ -440,7 +436,7 @@ def test_a_channel_update_that_hides_it_goes_only_to_who_still_sees(client, regi
 
     # Deleting the hidden channel is news only to those who could see it.
     assert client.delete(f"/v1/channels/{channel}", headers=owner.auth).status_code == 204
-    marker = send(client, owner, general, "marker 2")
+    marker = send_message(client, owner, general, "marker 2")
     for who in (o, i):
         assert expect(who, "CHANNEL_DELETE", id=channel)["name"] == "plans"
     nothing_until(out, "MESSAGE_CREATE", id=marker["id"])
@@ -460,7 +456,7 @@ def test_invite_events_go_only_to_who_manages_the_channel(client, register, make
     o, ma, me = (connect(gateway, a) for a in (owner, manager, member))
 
     invite = client.post(f"/v1/channels/{general}/invites", json={"max_age": 0}, headers=owner.auth).json()
-    marker = send(client, owner, general, "after the invite")
+    marker = send_message(client, owner, general, "after the invite")
     for who in (o, ma):
         created = nothing_until(who, "INVITE_CREATE", code=invite["code"])[-1]["d"]
         assert created["channel"]["id"] == general and created["guild"]["id"] == gid
@@ -468,7 +464,7 @@ def test_invite_events_go_only_to_who_manages_the_channel(client, register, make
     nothing_until(me, "MESSAGE_CREATE", id=marker["id"])
 
     assert client.delete(f"/v1/invites/{invite['code']}", headers=owner.auth).status_code == 204
-    marker = send(client, owner, general, "after the deletion")
+    marker = send_message(client, owner, general, "after the deletion")
     for who in (o, ma):
         deleted = expect(who, "INVITE_DELETE", code=invite["code"])
         assert deleted == {"code": invite["code"], "channel_id": general, "guild_id": gid}
@@ -485,7 +481,7 @@ def test_dm_messages_reach_both_recipients_and_nobody_else(client, register, gat
     assert [u["id"] for u in expect(a, "CHANNEL_CREATE", id=dm)["recipients"]] == [bob.user_id]
     assert [u["id"] for u in expect(b, "CHANNEL_CREATE", id=dm)["recipients"]] == [alice.user_id]
 
-    message = send(client, alice, dm, "just between us")
+    message = send_message(client, alice, dm, "just between us")
     assert client.post(f"/v1/channels/{dm}/typing", headers=bob.auth).status_code == 204
     assert client.put(f"/v1/channels/{dm}/messages/{message['id']}/reactions/{THUMBS}/@me",
                       headers=bob.auth).status_code == 204
@@ -504,7 +500,7 @@ def test_group_dm_recipients_start_and_stop_hearing_it(client, register, gateway
     group = client.post("/v1/users/@me/channels", json={"recipients": [bob.user_id]}, headers=alice.auth).json()["id"]
     a, b, c = (connect(gateway, x) for x in (alice, bob, carol))
 
-    before = send(client, alice, group, "before carol")
+    before = send_message(client, alice, group, "before carol")
     assert expect(b, "MESSAGE_CREATE", id=before["id"])
     quiet_until_note(client, c, carol, alice)
 
@@ -512,7 +508,7 @@ def test_group_dm_recipients_start_and_stop_hearing_it(client, register, gateway
     created = nothing_until(c, "CHANNEL_CREATE", id=group)[-1]["d"]
     assert sorted(u["id"] for u in created["recipients"]) == sorted([alice.user_id, bob.user_id])
     assert expect(b, "CHANNEL_RECIPIENT_ADD", channel_id=group)["user"]["id"] == carol.user_id
-    during = send(client, bob, group, "hi carol")
+    during = send_message(client, bob, group, "hi carol")
     assert nothing_until(c, "MESSAGE_CREATE", id=during["id"])[-1]["d"]["content"] == "hi carol"
     for who in (a, b):
         assert expect(who, "MESSAGE_CREATE", id=during["id"])
@@ -521,7 +517,7 @@ def test_group_dm_recipients_start_and_stop_hearing_it(client, register, gateway
     assert nothing_until(c, "CHANNEL_DELETE", id=group)
     for who in (a, b):
         assert expect(who, "CHANNEL_RECIPIENT_REMOVE", channel_id=group)["user"]["id"] == carol.user_id
-    after = send(client, alice, group, "after carol")
+    after = send_message(client, alice, group, "after carol")
     assert client.post(f"/v1/channels/{group}/typing", headers=bob.auth).status_code == 204
     assert expect(b, "MESSAGE_CREATE", id=after["id"])
     quiet_until_note(client, c, carol, alice)
@@ -535,7 +531,7 @@ def test_user_events_reach_every_session_of_that_user_only(client, register, mak
     guild = make_guild(alice)
     general = guild["system_channel_id"]
     add_member(bob, guild)
-    message = send(client, alice, general, "read me")
+    message = send_message(client, alice, general, "read me")
     a1, a2, b1, b2 = connect(gateway, alice), connect(gateway, alice), connect(gateway, bob), connect(gateway, bob)
 
     text = note(client, alice, bob)
@@ -588,14 +584,6 @@ def _sessions_of(gateway_server, account) -> int:
     return len(gateway_server.hub.by_user.get(int(account.user_id), ()))
 
 
-def _wait_for(condition, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
 
 def test_presence_reaches_guild_mates_and_friends_only(client, register, make_guild, add_member, gateway,
                                                        gateway_server):
@@ -613,7 +601,7 @@ def test_presence_reaches_guild_mates_and_friends_only(client, register, make_gu
 
     second = connect(gateway, subject)  # another session of someone already online changes nothing
     first.close()
-    assert _wait_for(lambda: _sessions_of(gateway_server, subject) == 1)
+    assert wait_for(lambda: _sessions_of(gateway_server, subject) == 1)
     for who in (m, f):
         who.assert_silent(0.3, ignore=())
 
@@ -638,7 +626,7 @@ def test_reordering_does_not_reveal_hidden_channels(client, register, make_guild
 
     moved = client.patch(f"/v1/guilds/{gid}/channels", json=[{"id": secret, "position": 0}], headers=owner.auth)
     assert moved.status_code == 204, moved.text
-    marker = send(client, owner, general, "marker")
+    marker = send_message(client, owner, general, "marker")
     assert secret in [c["id"] for c in expect(o, "CHANNEL_UPDATE_BULK", guild_id=gid)["channels"]]
     frames = nothing_until(m, "MESSAGE_CREATE", id=marker["id"], ignore=(*NOISE, "CHANNEL_UPDATE_BULK"))
     assert secret not in json.dumps(frames) and "Nobody may know" not in json.dumps(frames)
@@ -651,15 +639,15 @@ def test_a_group_dm_change_while_nobody_is_connected_is_not_forgotten(client, re
     group = client.post("/v1/users/@me/channels", json={"recipients": [bob.user_id, carol.user_id]},
                         headers=alice.auth).json()["id"]
     c = connect(gateway, carol)
-    hello = send(client, alice, group, "hello all")  # routing it caches the group's recipients
+    hello = send_message(client, alice, group, "hello all")  # routing it caches the group's recipients
     assert expect(c, "MESSAGE_CREATE", id=hello["id"])
     c.close()
-    if not _wait_for(lambda: not gateway_server.hub.sessions):
+    if not wait_for(lambda: not gateway_server.hub.sessions):
         pytest.skip("other sessions are still attached to the hub")
 
     assert client.delete(f"/v1/channels/{group}/recipients/{carol.user_id}", headers=alice.auth).status_code == 204
     c = connect(gateway, carol)
-    send(client, alice, group, "carol is gone")
+    send_message(client, alice, group, "carol is gone")
     # A later event carol may hear proves the group message was routed (and not to her) first.
     quiet_until_note(client, c, carol, alice)
 
@@ -691,7 +679,7 @@ def test_joining_a_guild_while_identifying_still_delivers_it(client, register, m
     proceed.set()
     ready = j.dispatch("READY")
     assert guild["id"] in [g["id"] for g in ready["guilds"]]  # READY, read later, knows the guild
-    message = send(client, owner, general, "do you hear me?")
+    message = send_message(client, owner, general, "do you hear me?")
     assert expect(j, "MESSAGE_CREATE", id=message["id"], timeout=2.0)
 
 
@@ -712,7 +700,7 @@ def test_a_timeout_that_runs_out_restores_invite_events(client, register, make_g
     # The timeout is over: REST lets the manager list the channel's invites again.
     assert client.get(f"/v1/channels/{general}/invites", headers=manager.auth).status_code == 200
     invite = client.post(f"/v1/channels/{general}/invites", json={"max_age": 0}, headers=owner.auth).json()
-    marker = send(client, owner, general, "marker")
+    marker = send_message(client, owner, general, "marker")
     frames = nothing_until(m, "MESSAGE_CREATE", id=marker["id"], ignore=(*NOISE, "INVITE_CREATE"))
     assert [f["d"]["code"] for f in frames if f.get("t") == "INVITE_CREATE"] == [invite["code"]]
 
@@ -722,7 +710,7 @@ def test_a_logged_out_session_hears_nothing_more(client, register, gateway):
     a, b = connect(gateway, alice), connect(gateway, bob)
     assert client.post("/v1/auth/logout", headers=alice.auth).status_code == 204
     dm = client.post("/v1/users/@me/channels", json={"recipient_id": alice.user_id}, headers=bob.auth).json()["id"]
-    message = send(client, bob, dm, "are you there?")
+    message = send_message(client, bob, dm, "are you there?")
     assert expect(b, "MESSAGE_CREATE", id=message["id"])
     heard = []
     with pytest.raises(ConnectionClosed) as closed:  # the session ends: 4006, and nothing after the logout

@@ -27,7 +27,7 @@ from service.app import create_app
 from service.events import Event
 from service.gateway import state
 from tests.conftest import PASSWORD, make_settings, unique_ip
-from tests.gateway import EmbeddedServer, GatewayClient
+from tests.gateway import EmbeddedServer, GatewayClient, send_message, wait_for
 from tests.live import server_process
 
 try:  # the same zstd the server uses
@@ -101,14 +101,6 @@ class ZlibClient(CompressedClient):
     make_decompressor = staticmethod(zlib.decompressobj)
 
 
-def _wait_for(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
-
 
 def _dispatches(connection) -> list[dict]:
     return [f for f in connection.seen if f["op"] == DISPATCH]
@@ -147,11 +139,6 @@ def _befriend(client, a, b) -> None:
     assert client.put(f"/v1/users/@me/relationships/{b.user_id}", headers=a.auth).status_code == 200
     assert client.put(f"/v1/users/@me/relationships/{a.user_id}", headers=b.auth).json()["type"] == FRIEND
 
-
-def _send(client, account, channel_id: str, content: str) -> dict:
-    response = client.post(f"/v1/channels/{channel_id}/messages", json={"content": content}, headers=account.auth)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def _application(client, owner) -> dict:
@@ -231,7 +218,7 @@ def test_sequence_numbers_count_up_from_ready(client, connect, gateway_server, r
     add_member(bob, guild)
     connection = connect(gateway_server)
     connection.identify(alice.token)
-    sent = [_send(client, bob, guild["system_channel_id"], f"number {n}")["id"] for n in range(3)]
+    sent = [send_message(client, bob, guild["system_channel_id"], f"number {n}")["id"] for n in range(3)]
     received = [connection.dispatch("MESSAGE_CREATE")["id"] for _ in sent]
     assert received == sent
     dispatches = _dispatches(connection)
@@ -347,14 +334,14 @@ def test_resume_replays_what_was_missed_then_resumed(client, connect, gateway_se
     channel = guild["system_channel_id"]
     connection = connect(gateway_server)
     ready = connection.identify(alice.token)
-    _send(client, bob, channel, "before")
+    send_message(client, bob, channel, "before")
     connection.dispatch("MESSAGE_CREATE")
     last = connection.seen[-1]["s"]
     assert last == 2
     connection.ws.close(code=DROPPED)
 
-    missed = [_send(client, bob, channel, f"missed {n}") for n in range(3)]
-    assert _wait_for(lambda: _session_seq(gateway_server, ready["session_id"]) == last + 3)
+    missed = [send_message(client, bob, channel, f"missed {n}") for n in range(3)]
+    assert wait_for(lambda: _session_seq(gateway_server, ready["session_id"]) == last + 3)
 
     again = connect(gateway_server)
     _resume(again, alice, ready["session_id"], last)
@@ -365,7 +352,7 @@ def test_resume_replays_what_was_missed_then_resumed(client, connect, gateway_se
     assert [f["d"]["id"] for f in frames[:3]] == [m["id"] for m in missed]
     assert frames[3]["d"] is None
 
-    live = _send(client, bob, channel, "after")  # the resumed session carries on counting
+    live = send_message(client, bob, channel, "after")  # the resumed session carries on counting
     assert again.dispatch("MESSAGE_CREATE")["id"] == live["id"] and again.seen[-1]["s"] == 7
 
 
@@ -390,7 +377,7 @@ def test_resume_takes_the_session_from_a_live_connection(client, connect, gatewa
     _resume(second, alice, ready["session_id"], 1)
     assert second.dispatch("RESUMED") is None
     assert first.wait_closed() == 4000  # the older connection lets go
-    sent = _send(client, bob, guild["system_channel_id"], "to the new connection")
+    sent = send_message(client, bob, guild["system_channel_id"], "to the new connection")
     assert second.dispatch("MESSAGE_CREATE")["id"] == sent["id"]
 
 
@@ -435,7 +422,7 @@ def test_resume_after_the_window_is_invalid(connect, brief_server, register):
     ready = connection.identify(alice.token)
     dropped = time.monotonic()
     connection.ws.close(code=DROPPED)
-    assert _wait_for(lambda: ready["session_id"] not in brief_server.hub.sessions, timeout=6)
+    assert wait_for(lambda: ready["session_id"] not in brief_server.hub.sessions, timeout=6)
     assert time.monotonic() - dropped >= 1  # kept for the whole window first
 
     again = connect(brief_server)
@@ -450,7 +437,7 @@ def test_resume_after_a_goodbye_is_invalid(connect, gateway_server, register):
     connection = connect(gateway_server)
     ready = connection.identify(alice.token)
     connection.close()  # 1000: the client ended its session
-    assert _wait_for(lambda: ready["session_id"] not in gateway_server.hub.sessions)
+    assert wait_for(lambda: ready["session_id"] not in gateway_server.hub.sessions)
     again = connect(gateway_server)
     _resume(again, alice, ready["session_id"], 1)
     assert again.recv()["op"] == INVALID_SESSION
@@ -464,7 +451,7 @@ def test_resume_beyond_the_replay_buffer_is_invalid(connect, brief_server, regis
     bus = brief_server.app.runtime.events
     for n in range(20):  # 21 frames in all; the buffer keeps 16
         bus.dispatch([_big_event(alice.user_id, n, size=10)])
-    assert _wait_for(lambda: _session_seq(brief_server, ready["session_id"]) == 21)
+    assert wait_for(lambda: _session_seq(brief_server, ready["session_id"]) == 21)
     again = connect(brief_server)
     _resume(again, alice, ready["session_id"], 1)
     assert again.recv() == {"op": INVALID_SESSION, "d": False, "s": None, "t": None}
@@ -598,7 +585,7 @@ def test_logout_ends_the_gateway_session_with_4006(client, connect, gateway_serv
     connection.identify(alice.token)
     assert client.post("/v1/auth/logout", headers=alice.auth).status_code == 204
     assert client.get("/v1/users/@me", headers=alice.auth).status_code == 401
-    _send(client, bob, guild["system_channel_id"], "not for a logged-out session")
+    send_message(client, bob, guild["system_channel_id"], "not for a logged-out session")
     try:
         heard = connection.dispatch("MESSAGE_CREATE", timeout=10)
     except ConnectionClosed as closed:
@@ -688,12 +675,12 @@ def test_a_slow_client_is_closed_with_4013_and_resumes_after_its_last_seq(connec
         assert published < 500, "the server never gave up on the slow client"
         bus.dispatch([_big_event(alice.user_id, published)])
         published += 1
-        assert _wait_for(lambda expected=published + 1: session.seq == expected)
+        assert wait_for(lambda expected=published + 1: session.seq == expected)
     assert holder.close_code == 4013
     for n in range(published, published + 3):  # still published to the session while it is away
         bus.dispatch([_big_event(alice.user_id, n)])
     published += 3
-    assert _wait_for(lambda: session.seq == published + 1)
+    assert wait_for(lambda: session.seq == published + 1)
 
     frames, code = _frames_until_closed(connection, timeout=15)
     assert code == 4013
@@ -701,7 +688,7 @@ def test_a_slow_client_is_closed_with_4013_and_resumes_after_its_last_seq(connec
     assert seqs == list(range(2, 2 + len(seqs)))  # what did arrive, arrived in order, nothing skipped
     last = seqs[-1] if seqs else 1
     assert last < published + 1  # some never reached the client
-    assert _wait_for(lambda: session.connection is None)
+    assert wait_for(lambda: session.connection is None)
 
     again = connect(small_queue_server)
     _resume(again, alice, ready["session_id"], last)
@@ -719,7 +706,7 @@ def test_a_resume_may_replay_more_than_the_queue_limit(connect, small_queue_serv
     bus = small_queue_server.app.runtime.events
     for n in range(30):  # the session keeps 4096 frames for replay; the outbox limit is 16
         bus.dispatch([_big_event(alice.user_id, n, size=10)])
-    assert _wait_for(lambda: _session_seq(small_queue_server, ready["session_id"]) == 31)
+    assert wait_for(lambda: _session_seq(small_queue_server, ready["session_id"]) == 31)
 
     again = connect(small_queue_server)
     _resume(again, alice, ready["session_id"], 1)
@@ -896,10 +883,10 @@ def test_a_person_removed_from_a_group_dm_while_nobody_was_connected_hears_nothi
                           headers=owner.auth).json()["id"]
         watching = connect(brief_server)
         watching.identify(owner.token)
-        _send(rest, first, group, "hello group")
+        send_message(rest, first, group, "hello group")
         watching.dispatch("MESSAGE_CREATE")  # the hub now knows the group's recipients
         watching.close()
-        assert _wait_for(lambda: not brief_server.hub.sessions, timeout=6)
+        assert wait_for(lambda: not brief_server.hub.sessions, timeout=6)
 
         removed = rest.delete(f"/v1/channels/{group}/recipients/{second.user_id}", headers=owner.auth)
         assert removed.status_code == 204, removed.text
@@ -907,7 +894,7 @@ def test_a_person_removed_from_a_group_dm_while_nobody_was_connected_hears_nothi
         outsider.identify(second.token)
         insider = connect(brief_server)
         insider.identify(owner.token)
-        sent = _send(rest, first, group, "not for the removed")
+        sent = send_message(rest, first, group, "not for the removed")
         assert insider.dispatch("MESSAGE_CREATE")["id"] == sent["id"]
         outsider.assert_silent(0.5)
 
@@ -938,7 +925,7 @@ def test_a_guild_joined_while_identifying_is_routed(client, connect, gateway_ser
     joined.set()
     ready = connection.dispatch("READY")
     assert [g["id"] for g in ready["guilds"]] == [guild["id"]]  # READY knows the guild...
-    sent = _send(client, alice, guild["system_channel_id"], "welcome")
+    sent = send_message(client, alice, guild["system_channel_id"], "welcome")
     assert connection.dispatch("MESSAGE_CREATE", timeout=2)["id"] == sent["id"]  # ...and so must routing
 
 

@@ -20,7 +20,7 @@ from service.gateway import hub as hub_module
 from service.gateway import state as gateway_state
 from service.gateway.hub import GatewaySession
 from tests.conftest import PASSWORD, unique_ip
-from tests.gateway import GatewayClient
+from tests.gateway import GatewayClient, gateway_url_of, live_account, live_env, redis_server, send_message, wait_for
 from tests.live import free_port, live_server
 
 
@@ -30,25 +30,12 @@ def _connect(gateway, account):
     return connection
 
 
-def _send(client, account, channel_id, content):
-    response = client.post(f"/v1/channels/{channel_id}/messages", json={"content": content}, headers=account.auth)
-    assert response.status_code == 200, response.text
-    return response.json()
-
 
 def _forget_sessions_of(hub, account):
     """Clean up what a defect leaked, on the hub's own loop."""
     for session in [s for s in list(hub.sessions.values()) if s.user_id == int(account.user_id)]:
         hub._loop.call_soon_threadsafe(hub.end, session)
 
-
-def _wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 # --- 1. a failed IDENTIFY leaks its session for ever ---------------------------------------------------
@@ -114,8 +101,8 @@ def test_an_event_lost_to_a_routing_error_is_not_papered_over(client, register, 
         return real(session, guild_id, candidates)
 
     monkeypatch.setattr(gateway_state, "load_guild_view", flaky)
-    lost = _send(client, owner, general, "lost")
-    kept = _send(client, owner, general, "kept")
+    lost = send_message(client, owner, general, "lost")
+    kept = send_message(client, owner, general, "kept")
     frame = m.recv()
     while frame["op"] == 0 and frame["t"] == "PRESENCE_UPDATE":
         frame = m.recv()
@@ -136,7 +123,7 @@ def test_routing_events_of_guilds_nobody_here_is_in_caches_nothing(register, gat
     base = 9_000_000_000_000_000
     for n in range(2000):  # on a Redis deployment: every guild of every process
         bus.dispatch([Event("GUILD_UPDATE", {"id": str(base + n)}, guild_id=base + n)])
-    _wait_for(lambda: len(hub._views) - before >= 2000, timeout=5)
+    wait_for(lambda: len(hub._views) - before >= 2000, timeout=5)
     grew = len(hub._views) - before
     hub._loop.call_soon_threadsafe(hub._views.clear)
     assert grew < 10, f"{grew} empty GuildViews cached for ever"
@@ -219,30 +206,20 @@ def test_announcing_presence_does_not_block_the_event_loop(silent_redis):
 # --- 5. scale-out: a removed member keeps hearing the guild while Redis is away ----------------------
 
 
-def _account(api):
-    ip = unique_ip()
-    body = {"email": f"review-{uuid.uuid4().hex[:10]}@example.com", "password": PASSWORD, "consent": True}
-    response = httpx.post(f"{api}/auth/register", json=body, headers={"X-Forwarded-For": ip})
-    assert response.status_code == 200, response.text
-    data = response.json()
-    return data["token"], data["user_id"], {"Authorization": data["token"], "X-Forwarded-For": ip}
-
-
 @pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
 def test_a_member_kicked_on_another_process_hears_nothing_more(database_url):
-    from tests.test_gateway_scaleout import _env, _gateway, _redis_server
     port = free_port()
-    redis = _redis_server(port)
-    env = _env(database_url, f"redis://127.0.0.1:{port}/0")
+    redis = redis_server(port)
+    env = live_env(database_url, f"redis://127.0.0.1:{port}/0")
     try:
         with live_server(env) as first, live_server(env) as second:
-            _owner_token, _owner_id, owner = _account(first)
-            bob_token, bob_id, bob = _account(first)
+            _owner_token, _owner_id, owner = live_account(first)
+            bob_token, bob_id, bob = live_account(first)
             guild = httpx.post(f"{first}/guilds", json={"name": "Leak"}, headers=owner).json()
             channel = guild["system_channel_id"]
             invite = httpx.post(f"{first}/channels/{channel}/invites", json={}, headers=owner).json()
             assert httpx.post(f"{first}/invites/{invite['code']}", headers=bob).status_code == 200
-            listener = GatewayClient(_gateway(first))  # bob, on the first process
+            listener = GatewayClient(gateway_url_of(first))  # bob, on the first process
             listener.identify(bob_token)
             sent = httpx.post(f"{first}/channels/{channel}/messages", json={"content": "warm"}, headers=owner)
             assert listener.dispatch("MESSAGE_CREATE")["id"] == sent.json()["id"]  # the view is cached
