@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import redis
 from sqlalchemy import event as sa_event
@@ -35,6 +35,8 @@ class Event:
     guild_id: int | None = None
     channel_id: int | None = None
     user_ids: tuple[int, ...] = field(default_factory=tuple)
+    # On a bus shared by processes: (origin, counter), the event's place in its origin's stream.
+    ref: tuple[str, int] | None = None
 
 
 Subscriber = Callable[[Event], None]
@@ -117,17 +119,19 @@ class RedisEventBus(EventBus):
         return self.listening.is_set()
 
     def dispatch(self, events: list[Event]) -> None:
-        super().dispatch(events)
         with self._start_lock:
             if self._publisher is None:
                 self._publisher = threading.Thread(target=self._publish, name="fluxer-events-out", daemon=True)
                 self._publisher.start()
-        with self._queued:
+        with self._queued:  # held while this process hears them too: its subscribers get them in counter order
+            stamped = []
             for item in events:
                 self._counter += 1
+                stamped.append(replace(item, ref=(self.origin, self._counter)))
                 envelope = json.dumps({"origin": self.origin, "n": self._counter, "event": asdict(item)}, default=str)
                 self._backlog.append((self._counter, envelope))
             self._queued.notify()
+            super().dispatch(stamped)
 
     def _publish(self) -> None:
         """The publisher thread: sends the backlog in order; on failure waits and tries again."""
@@ -195,9 +199,9 @@ class RedisEventBus(EventBus):
             if envelope["origin"] == self.origin:
                 return
             fields = envelope["event"]
-            item = Event(fields["name"], fields["data"], guild_id=fields["guild_id"], channel_id=fields["channel_id"],
-                         user_ids=tuple(fields["user_ids"]))
             counter = int(envelope["n"])
+            item = Event(fields["name"], fields["data"], guild_id=fields["guild_id"], channel_id=fields["channel_id"],
+                         user_ids=tuple(fields["user_ids"]), ref=(str(envelope["origin"]), counter))
         except (ValueError, KeyError, TypeError):
             log.warning("unreadable event on the transport channel", extra={"channel": self.channel})
             return
@@ -215,6 +219,7 @@ class RedisEventBus(EventBus):
 
 # Internal events start with "_": the gateway acts on them and never sends them to a client.
 LOGINS_ENDED = "_LOGINS_ENDED"
+SESSION_MOVED = "_SESSION_MOVED"  # another process resumed this gateway session: its old holder lets go
 
 
 def end_logins(session, user_id: int, auth_session_ids: list[int] | None = None) -> None:

@@ -43,7 +43,8 @@ class GatewayServer:
             await self.app(scope, receive, send)
 
     async def _serve(self, scope, receive, send) -> None:
-        self.hub.ensure_started()  # a no-op on a stopping server's loop: ``closing`` stays set
+        # The hub runs where connections are served (a no-op on a stopping server: ``closing`` stays set).
+        self.hub.ensure_started(take_over=True)
         websocket = WebSocket(scope, receive, send)
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         version = query.get("v", [str(API_VERSION)])[0]
@@ -65,6 +66,7 @@ class GatewayServer:
         async def wrapped():
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.hub.ensure_started()  # from the start: its history must cover sessions resumed from elsewhere
                 self._hook_signals()
                 # What start-up built (the spec, routes, ORM metadata: ~270,000 objects) lives as long as
                 # the process. Frozen, it is out of the collector's sight: a full collection then scans only

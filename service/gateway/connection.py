@@ -225,6 +225,12 @@ class Connection:
             raise ProtocolError(Close.DECODE_ERROR, "RESUME needs token, session_id and seq")
         identity = await self._authenticate(data.get("token"))
         session = self.hub.sessions.get(data["session_id"])
+        if session is None:  # held by another process, or by one that stopped: its snapshot, if any
+            session = await self.hub.adopt(data["session_id"], identity)
+        elif session.user_id == identity.user_id and session.holding is None \
+                and not await self.hub.keep_here(session):  # another process resumed it a moment ago
+            self.hub.end(session, announce=False)
+            session = None
         if session is None or session.user_id != identity.user_id or session.holding is not None:
             await self._send(protocol.encode(Op.INVALID_SESSION, False))
             return

@@ -26,8 +26,9 @@ from limits import parse
 from sqlalchemy.orm import Session
 
 from service.auth import Identity
-from service.events import LOGINS_ENDED, Event
+from service.events import LOGINS_ENDED, SESSION_MOVED, Event
 from service.gateway import protocol, state
+from service.gateway.resume import SNAPSHOT_FRAMES, SnapshotStore
 from service.permissions import Permission
 from service.presence import aggregate
 from service.ratelimit import MemoryCounters, RedisCounters
@@ -52,6 +53,10 @@ GUILD_PRESENCES_INTENT = 1 << 8
 RECIPIENT_CACHE_LIMIT = 10_000  # DMs whose recipients are remembered
 REPLAY_BYTES_LIMIT = 8 * 1024 * 1024  # a session's replay buffer, whatever GATEWAY_REPLAY_LIMIT allows
 IDENTIFY_BUDGET = parse("1000/day")  # IDENTIFYs per account, what /gateway/bot announces
+HISTORY_LIMIT = 20_000  # events routed here that a session resumed from another process may need
+# A snapshot is resumable here only if this process heard every process's events from a little
+# before it was taken: what its writer had routed by then was published this long before, at most.
+SNAPSHOT_MARGIN_SECONDS = 1.0
 
 
 @dataclass(eq=False)
@@ -132,16 +137,29 @@ class Hub:
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
         self._routing_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-routing")
+        # What was routed, for sessions resumed from another process (with Redis only).
+        bus = runtime.events
+        self.snapshots = SnapshotStore(settings.redis_url, settings.events_channel, bus.origin) \
+            if settings.redis_url else None
+        self._history: deque[Event] = deque()
+        self._seen: dict[str, int] = {}  # origin -> counter of the last event routed
+        self._floor: dict[str, int] = {}  # origin -> the counter from which the history is complete
+        self.listening_since = time.time()
         self._unsubscribe = None
         self.closing = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def ensure_started(self) -> None:
+    def ensure_started(self, *, take_over: bool = False) -> None:
         """Start on the running loop: at server start-up, or with the first connection. A hub whose
-        loop has ended (an embedded server that stopped) starts afresh on the new one."""
-        if self._loop is not None and not self._loop.is_closed():
+        loop has ended (an embedded server that stopped) starts afresh on the new one; so does one
+        running on another loop when ``take_over`` (a connection is served here: the hub must be too)."""
+        running = asyncio.get_running_loop()
+        if self._loop is running or (self._loop is not None and not self._loop.is_closed() and not take_over):
             return
+        if self._loop is not None and not self._loop.is_closed():
+            for task in self._tasks:
+                self._loop.call_soon_threadsafe(task.cancel)
         if self._unsubscribe:
             self._unsubscribe()
         self.sessions.clear()
@@ -150,8 +168,9 @@ class Hub:
         self.user_guilds.clear()
         self._views.clear()
         self._recipients.clear()
+        self._forget_history()
         self.closing = False
-        self._loop = asyncio.get_running_loop()
+        self._loop = running
         self._queue = asyncio.Queue()
         self._tasks = [self._loop.create_task(self._route_forever(), name="gateway-router"),
                        self._loop.create_task(self._housekeeping(), name="gateway-housekeeping")]
@@ -164,9 +183,12 @@ class Hub:
     async def shutdown(self) -> None:
         """Tell every client to reconnect elsewhere (op 7), then close their connections."""
         self.closing = True
-        connections = [s.connection for s in self.sessions.values() if s.connection is not None]
-        await asyncio.gather(*(c.reconnect_elsewhere() for c in connections), return_exceptions=True)
         leaving = list(self.sessions.values())
+        connections = [s.connection for s in leaving if s.connection is not None]
+        await asyncio.gather(*(c.reconnect_elsewhere() for c in connections), return_exceptions=True)
+        # Once their connections are closed (nothing more reaches the clients), so another process can
+        # resume them: op 7 asks clients to.
+        await self._save_snapshots(leaving)
         for session in leaving:
             self._forget(session, announce=False)
         # Their presence goes now, not when Redis expires it: a deploy must not leave everyone "online".
@@ -196,6 +218,7 @@ class Hub:
     def _invalidate_everything(self) -> None:
         self._views.clear()
         self._recipients.clear()
+        self._forget_history()
         for session in list(self.sessions.values()):
             if session.connection is not None:
                 session.connection.invalidate()
@@ -260,11 +283,12 @@ class Hub:
         session.connection = None
         if resumable and not self.closing:
             session.detached_at = time.monotonic()
+            self._in_background(self._save_snapshots([session]))
         else:
             self._forget(session)
 
-    def end(self, session: GatewaySession) -> None:
-        self._forget(session)
+    def end(self, session: GatewaySession, *, announce: bool = True) -> None:
+        self._forget(session, announce=announce)
 
     def _forget(self, session: GatewaySession, *, announce: bool = True) -> None:
         if self.sessions.pop(session.id, None) is None:
@@ -276,9 +300,12 @@ class Hub:
             for guild_id in list(self.user_guilds.get(session.user_id, ())):
                 self._leave(session.user_id, guild_id)
         if announce and self._loop is not None and not self._loop.is_closed():
-            task = self._loop.create_task(self._drop_presence(session))
-            self._background.add(task)  # a reference, so the task is not collected before it runs
-            task.add_done_callback(self._background.discard)
+            self._in_background(self._drop_presence(session))
+
+    def _in_background(self, coroutine) -> None:
+        task = self._loop.create_task(coroutine)
+        self._background.add(task)  # a reference, so the task is not collected before it runs
+        task.add_done_callback(self._background.discard)
 
     def _join(self, user_id: int, guild_id: int) -> None:
         users = self.guild_users.setdefault(guild_id, set())
@@ -360,6 +387,14 @@ class Hub:
     async def _route_forever(self) -> None:
         while True:
             event = await self._queue.get()
+            if isinstance(event, tuple):  # ("adopt", session id, identity, snapshot, future)
+                _job, session_id, identity, snapshot, adopted = event
+                try:
+                    adopted.set_result(await self._adopt(session_id, identity, snapshot))
+                except Exception as exc:
+                    log.exception("gateway adoption failed")
+                    adopted.set_exception(exc)
+                continue
             for delay in (*self.ROUTE_RETRY_DELAYS, None):
                 try:
                     await self.route(event)
@@ -373,29 +408,32 @@ class Hub:
 
     async def route(self, event: Event) -> None:
         self._before_routing(event)  # caches must forget a change even while nobody here is connected
-        if not self.sessions:
-            return
-        if event.name == LOGINS_ENDED:
-            self._end_logins(event)
-            return
+        if self.sessions:
+            if event.name == LOGINS_ENDED:
+                self._end_logins(event)
+            elif event.name == SESSION_MOVED:
+                self._let_go(event)
+            else:
+                for user_id, prefix in await self._prefixes(event):
+                    self._dispatch_to_user(user_id, event.name, prefix)
+                self._after_routing(event)
+        self._remember(event)  # after its dispatch: a snapshot's ``seen`` never runs ahead of its frames
+
+    async def _prefixes(self, event: Event, only: int | None = None) -> list[tuple[int, str]]:
+        """(user, encoded dispatch) for everyone here who may see ``event``, or for ``only`` that user."""
         audience = await self._audience(event)
-        if audience and event.name == "CHANNEL_UPDATE_BULK":
-            self._dispatch_visible_channels(event, audience, await self._view(event.guild_id))
-        elif audience:
+        if only is not None:
+            audience &= {only}
+        if not audience:
+            return []
+        if event.name != "CHANNEL_UPDATE_BULK":
             prefix = protocol.dispatch_prefix(event.name, event.data)
-            for user_id in audience:
-                self._dispatch_to_user(user_id, event.name, prefix)
-        self._after_routing(event)
-
-    def _dispatch_to_user(self, user_id: int, name: str, prefix: str) -> None:
-        for session in list(self.by_user.get(user_id, ())):
-            if session.wants(name):
-                session.dispatch(prefix)
-
-    def _dispatch_visible_channels(self, event: Event, audience: set[int], view: state.GuildView) -> None:
-        """A bulk channel change names many channels: each member hears only of those they can see."""
+            return [(user_id, prefix) for user_id in audience]
+        # A bulk channel change names many channels: each member hears only of those they can see.
+        view = await self._view(event.guild_id)
         channels = event.data.get("channels", []) if isinstance(event.data, dict) else []
         encoded: dict[tuple[int, ...], str] = {}  # members who see the same channels share one encoding
+        out = []
         for user_id in audience:
             visible = tuple(i for i, channel in enumerate(channels) if view.permissions(
                 user_id, int(channel["id"]), state.overwrites_in(channel)) & Permission.VIEW_CHANNEL)
@@ -404,7 +442,127 @@ class Hub:
             if visible not in encoded:
                 encoded[visible] = protocol.dispatch_prefix(
                     event.name, {**event.data, "channels": [channels[i] for i in visible]})
-            self._dispatch_to_user(user_id, event.name, encoded[visible])
+            out.append((user_id, encoded[visible]))
+        return out
+
+    def _dispatch_to_user(self, user_id: int, name: str, prefix: str) -> None:
+        for session in list(self.by_user.get(user_id, ())):
+            if session.wants(name):
+                session.dispatch(prefix)
+
+    # --- sessions resumed across processes ------------------------------------------------------
+
+    def _remember(self, event: Event) -> None:
+        if event.ref is None or self.snapshots is None:
+            return
+        origin, counter = event.ref
+        self._floor.setdefault(origin, counter)
+        self._seen[origin] = max(self._seen.get(origin, 0), counter)
+        self._history.append(event)
+        if len(self._history) > HISTORY_LIMIT:
+            gone = self._history.popleft()
+            self._floor[gone.ref[0]] = gone.ref[1] + 1
+
+    def _forget_history(self) -> None:
+        """After lost events the history has a hole: it starts again, and so does what it can cover."""
+        self._history.clear()
+        self._seen.clear()
+        self._floor.clear()
+        self.listening_since = time.time()
+
+    def _snapshot(self, session: GatewaySession) -> dict:
+        identity = session.identity
+        return {"user_id": identity.user_id, "kind": identity.kind, "auth_session_id": identity.session_id,
+                "intents": session.intents, "status": session.status, "seq": session.seq,
+                "replay": list(session.replay)[-SNAPSHOT_FRAMES:], "seen": dict(self._seen), "taken_at": time.time()}
+
+    async def _save_snapshots(self, sessions: list[GatewaySession]) -> None:
+        if self.snapshots is None or not sessions:
+            return
+        await self._save_snapshots_raw({s.id: self._snapshot(s) for s in sessions if s.holding is None})
+
+    async def _save_snapshots_raw(self, snapshots: dict[str, dict]) -> None:
+        try:
+            await asyncio.to_thread(self.snapshots.save, snapshots, self.resume_seconds)
+        except Exception as exc:  # Redis away: these sessions can still be resumed here
+            log.warning("gateway snapshots not saved", extra={"error": repr(exc), "sessions": len(snapshots)})
+
+    async def keep_here(self, session: GatewaySession) -> bool:
+        """Before resuming a session this process holds: claim it, unless another process already did."""
+        if self.snapshots is None:
+            return True
+        try:
+            claimed, _snapshot = await asyncio.to_thread(self.snapshots.claim, session.id, self.resume_seconds)
+        except Exception as exc:  # Redis away: nobody else can have claimed it either
+            log.warning("gateway claim failed", extra={"error": repr(exc)})
+            return True
+        return claimed
+
+    async def adopt(self, session_id: str, identity: Identity) -> GatewaySession | None:
+        """A session another process held, resumed here from its snapshot; None when that cannot be
+        done without a hole (no snapshot, another owner, or history that does not reach back)."""
+        if self.snapshots is None:
+            return None
+        try:
+            claimed, snapshot = await asyncio.to_thread(self.snapshots.claim, session_id, self.resume_seconds,
+                                                        only_with_snapshot=True)
+        except Exception as exc:
+            log.warning("gateway claim failed", extra={"error": repr(exc)})
+            return None
+        if not claimed or snapshot is None:
+            return None
+        session = None
+        heard_since = snapshot["taken_at"] - SNAPSHOT_MARGIN_SECONDS >= self.listening_since
+        if snapshot["user_id"] == identity.user_id and heard_since:
+            adopted = asyncio.get_running_loop().create_future()
+            self._queue.put_nowait(("adopt", session_id, identity, snapshot, adopted))  # in turn, like events
+            session = await adopted
+        if session is None:  # refused here: put it back, so that its holder (or another process) still may
+            await self._save_snapshots_raw({session_id: snapshot})
+            return None
+        await asyncio.to_thread(self.runtime.events.dispatch,
+                                [Event(SESSION_MOVED, {"session_id": session_id}, user_ids=(identity.user_id,))])
+        await self._set_presence(session, session.status)
+        return session
+
+    async def _adopt(self, session_id: str, identity: Identity, snapshot: dict) -> GatewaySession | None:
+        """In the router, between two events: nothing is routed while the replay is put together."""
+        seen = {origin: int(counter) for origin, counter in snapshot["seen"].items()}
+        for origin, last in self._seen.items():
+            if last > seen.get(origin, 0) and self._floor[origin] > seen.get(origin, 0) + 1:
+                return None  # this process no longer remembers all that the session missed
+        session = GatewaySession(session_id, identity, snapshot["status"], snapshot["intents"], self.replay_limit,
+                                 seq=snapshot["seq"], holding=None)
+        for seq, prefix in snapshot["replay"]:
+            session.replay.append((seq, prefix))
+            session.replay_bytes += len(prefix)
+        self.sessions[session_id] = session
+        self.by_user.setdefault(identity.user_id, set()).add(session)
+        session.detached_at = time.monotonic()
+        try:
+            for guild_id in await self.db(state.guild_ids_of, identity.user_id):
+                self._join(identity.user_id, guild_id)
+            for event in list(self._history):
+                origin, counter = event.ref
+                if counter <= seen.get(origin, 0) or event.name.startswith("_"):
+                    continue
+                for _user_id, prefix in await self._prefixes(event, only=identity.user_id):
+                    if session.wants(event.name):
+                        session.dispatch(prefix)
+        except BaseException:
+            self._forget(session, announce=False)
+            raise
+        return session
+
+    def _let_go(self, event: Event) -> None:
+        """Another process resumed one of this process's sessions: its copy here goes, quietly."""
+        if self.snapshots is None or event.ref is None or event.ref[0] == self.snapshots.origin:
+            return
+        session = self.sessions.get(event.data.get("session_id")) if isinstance(event.data, dict) else None
+        if session is not None:
+            if session.connection is not None:
+                session.connection.replaced()
+            self._forget(session, announce=False)
 
     def _end_logins(self, event: Event) -> None:
         ended = event.data.get("session_ids") if isinstance(event.data, dict) else None
