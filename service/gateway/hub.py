@@ -146,6 +146,7 @@ class Hub:
         self._floor: dict[str, int] = {}  # origin -> the counter from which the history is complete
         self.listening_since = time.time()
         self._unsubscribe = None
+        self._hears_gaps = False
         self.closing = False
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -175,7 +176,9 @@ class Hub:
         self._tasks = [self._loop.create_task(self._route_forever(), name="gateway-router"),
                        self._loop.create_task(self._housekeeping(), name="gateway-housekeeping")]
         self._unsubscribe = self.runtime.events.subscribe(self._from_bus)
-        self.runtime.events.on_gap(self._from_gap)
+        if not self._hears_gaps:  # once: the callback finds the hub's current loop itself
+            self.runtime.events.on_gap(self._from_gap)
+            self._hears_gaps = True
 
     def runs_on_this_loop(self) -> bool:
         return self._loop is not None and self._loop is asyncio.get_running_loop()
