@@ -53,7 +53,10 @@ GUILD_PRESENCES_INTENT = 1 << 8
 RECIPIENT_CACHE_LIMIT = 10_000  # DMs whose recipients are remembered
 REPLAY_BYTES_LIMIT = 8 * 1024 * 1024  # a session's replay buffer, whatever GATEWAY_REPLAY_LIMIT allows
 IDENTIFY_BUDGET = parse("1000/day")  # IDENTIFYs per account, what /gateway/bot announces
-HISTORY_LIMIT = 20_000  # events routed here that a session resumed from another process may need
+HISTORY_LIMIT = 10_000  # events routed here that a session resumed from another process may need
+# Not replayed to a session resumed from another process: presence is a state (READY-like, not a log),
+# and each announcement names everyone sharing a guild with its user, too large to keep thousands of.
+UNREPLAYED = frozenset({"PRESENCE_UPDATE", LOGINS_ENDED, SESSION_MOVED})
 # A snapshot is resumable here only if this process heard every process's events from a little
 # before it was taken: what its writer had routed by then was published this long before, at most.
 SNAPSHOT_MARGIN_SECONDS = 1.0
@@ -461,6 +464,8 @@ class Hub:
         origin, counter = event.ref
         self._floor.setdefault(origin, counter)
         self._seen[origin] = max(self._seen.get(origin, 0), counter)
+        if event.name in UNREPLAYED:
+            return  # counted as seen, not kept: a resumed session does not get it
         self._history.append(event)
         if len(self._history) > HISTORY_LIMIT:
             gone = self._history.popleft()
@@ -547,7 +552,7 @@ class Hub:
                 self._join(identity.user_id, guild_id)
             for event in list(self._history):
                 origin, counter = event.ref
-                if counter <= seen.get(origin, 0) or event.name.startswith("_"):
+                if counter <= seen.get(origin, 0):
                     continue
                 for _user_id, prefix in await self._prefixes(event, only=identity.user_id):
                     if session.wants(event.name):
