@@ -108,10 +108,6 @@ class GuildView:
     def stale(self) -> bool:
         return self.valid_until is not None and utcnow() >= self.valid_until
 
-    @property
-    def member_ids(self) -> set[int]:
-        return set(self.accesses)
-
     def permissions(self, user_id: int, channel_id: int, overwrites: list[Overwrite] | None = None) -> int:
         access = self.accesses.get(user_id)
         if access is None:
