@@ -49,6 +49,11 @@ def make_engine(url: str) -> Engine:
 _ID_ARRAY = ARRAY(BigInteger)  # one type object: a new one per call costs a cache-key computation each time
 
 
+def escape_like(text: str) -> str:
+    """``text`` matched literally inside a LIKE pattern whose escape character is a backslash."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def id_in(session, column, ids):
     """``column IN ids`` for a batch of integer ids.
 

@@ -174,15 +174,15 @@ def _group(session, identity: Identity, channel_id: str) -> Channel:
     return access.channel
 
 
-def _recipient_ids(session, channel: Channel) -> list[int]:
-    return list(session.scalars(select(ChannelRecipient.user_id).where(ChannelRecipient.channel_id == channel.id)
+def recipient_ids(session, channel_id: int) -> list[int]:
+    return list(session.scalars(select(ChannelRecipient.user_id).where(ChannelRecipient.channel_id == channel_id)
                                 .order_by(ChannelRecipient.user_id)))
 
 
 def add_recipient(session, identity: Identity, channel_id: str, user_id: str) -> None:
     """Any recipient adds one of their friends; adding someone already there changes nothing."""
     channel = _group(session, identity, channel_id)
-    current = _recipient_ids(session, channel)
+    current = recipient_ids(session, channel.id)
     if identity.user_id not in current:
         raise not_found("UNKNOWN_CHANNEL", "channel")
     target = session.get(User, parse_snowflake(user_id, "user", "UNKNOWN_USER"))
@@ -209,7 +209,7 @@ def remove_recipient(session, identity: Identity, channel_id: str, user_id: str)
     """The owner removes anyone; everyone may leave. When the owner leaves, the recipient with the
     lowest id owns the group; when the last one leaves, the group DM and its messages are gone."""
     channel = _group(session, identity, channel_id)
-    current = _recipient_ids(session, channel)
+    current = recipient_ids(session, channel.id)
     if identity.user_id not in current:
         raise not_found("UNKNOWN_CHANNEL", "channel")
     target_id = parse_snowflake(user_id, "user", "UNKNOWN_USER")

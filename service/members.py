@@ -10,7 +10,7 @@ from service import audit, events, roles, serializers
 from service.access import GuildAccess, guild_access, load_member_access
 from service.audit import Action
 from service.auth import Identity
-from service.db import lock_row
+from service.db import escape_like, lock_row
 from service.errors import APIError, field_error, limit_reached, not_found
 from service.models import Ban, Guild, Invite, Member, MemberRole, Role, User, utcnow
 from service.permissions import Permission
@@ -265,7 +265,7 @@ def search(session, identity: Identity, guild_id: str, body: dict) -> dict:
     query = select(Member, User).join(User, User.id == Member.user_id).where(Member.guild_id == access.guild.id)
     text = (body.get("query") or "").strip().lower()
     if text:
-        pattern = f"%{_escape_like(text)}%"
+        pattern = f"%{escape_like(text)}%"
         query = query.where(or_(User.username_key.like(pattern, escape="\\"),
                                 func.lower(User.global_name).like(pattern, escape="\\"),
                                 func.lower(Member.nick).like(pattern, escape="\\")))
@@ -305,6 +305,4 @@ def search(session, identity: Identity, guild_id: str, body: dict) -> dict:
             "total_result_count": total, "indexing": False}
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 

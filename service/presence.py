@@ -8,7 +8,6 @@ session and refreshed while it lives, so a crashed process's sessions expire on 
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 
@@ -17,7 +16,6 @@ from sqlalchemy import select
 
 from service.models import Member
 
-log = logging.getLogger("fluxer.presence")
 STATUSES = ("online", "dnd", "idle", "invisible", "offline")  # most present first
 SHOWN = ("online", "dnd", "idle")  # what others see; invisible shows as offline
 

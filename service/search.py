@@ -25,6 +25,7 @@ from service.access import guild_channels_with
 from service.auth import Identity
 from service.channels import TEXT
 from service.channels import dump as dump_guild_channel
+from service.db import escape_like
 from service.errors import field_error
 from service.models import (
     Attachment,
@@ -145,19 +146,17 @@ def _has(kind: str) -> ColumnElement[bool]:
     return false()  # "poll" and "snapshot": this server has neither polls nor forwarded messages
 
 
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _links_to(hostname: str) -> ColumnElement[bool]:
     """The content holds a typed link to exactly this host (``https://host/...``, not ``hostile.com``)."""
-    start = f"%://{_escape_like(hostname)}"
+    start = f"%://{escape_like(hostname)}"
     return or_(Message.content.ilike(start, escape="\\"),
                *(Message.content.ilike(f"{start}{end}%", escape="\\") for end in URL_HOST_ENDS))
 
 
 def _with_extension(extension: str) -> ColumnElement[bool]:
-    return _attachment(func.lower(Attachment.filename).like(f"%.{_escape_like(extension.lstrip('.').lower())}",
+    return _attachment(func.lower(Attachment.filename).like(f"%.{escape_like(extension.lstrip('.').lower())}",
                                                                escape="\\"))
 
 

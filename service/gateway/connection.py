@@ -19,6 +19,7 @@ from service.gateway import protocol, state
 from service.gateway.hub import GatewaySession, Hub
 from service.gateway.protocol import Close, Op, ProtocolError
 from service.presence import STATUSES
+from service.users import MAX_SNOWFLAKE
 
 log = logging.getLogger("fluxer.gateway")
 NORMAL_CLOSURES = (1000, 1001)  # a client that says goodbye ends its session; other closes may resume
@@ -39,6 +40,7 @@ class Connection:
         self.outbox_bytes = 0  # of frames pushed (replays and acks are not counted; both are bounded)
         self.wakeup = asyncio.Event()
         self.close_code: int | None = None  # set once: the writer sends the close frame
+        self.close_reason = ""
         self.resumable = True
         self.window = hub.heartbeat_interval_ms / 1000 * 1.5  # a heartbeat must arrive within this
         self.deadline = time.monotonic() + self.window
@@ -74,9 +76,10 @@ class Connection:
         if self.writer is not None:
             await asyncio.wait({self.writer}, timeout=2)
 
-    def close(self, code: int, *, resumable: bool, keep_session: bool = False) -> None:
+    def close(self, code: int, *, resumable: bool, keep_session: bool = False, reason: str = "") -> None:
         if self.close_code is None:
             self.close_code = code
+            self.close_reason = reason[:120]  # a close frame's reason is at most 123 bytes
             self.resumable = resumable
             self.keep_session = keep_session
             self.wakeup.set()
@@ -115,7 +118,8 @@ class Connection:
                     return
                 await self._handle(message.get("text") if message.get("text") is not None else message.get("bytes"))
         except ProtocolError as error:
-            self.close(error.code, resumable=error.code in (Close.RATE_LIMITED, Close.SESSION_TIMEOUT))
+            self.close(error.code, resumable=error.code in (Close.RATE_LIMITED, Close.SESSION_TIMEOUT),
+                       reason=error.reason)
         except WebSocketDisconnect as gone:
             self.close_code = gone.code
             self.resumable = gone.code not in NORMAL_CLOSURES
@@ -135,7 +139,7 @@ class Connection:
                     await self._send(text)
                 if self.close_code is not None:
                     if self.close_code >= 4000 or self.close_code == SERVICE_RESTART:
-                        await self.websocket.close(self.close_code)
+                        await self.websocket.close(self.close_code, self.close_reason)
                     return
         except (WebSocketDisconnect, RuntimeError, OSError):
             return  # the client went away while we wrote
@@ -213,7 +217,7 @@ class Connection:
         self.hub.attach(session, self)
         ready["session_id"] = session.id
         ready["resume_gateway_url"] = self.hub.runtime.settings.gateway_url
-        ready["sessions"] = [{"session_id": sid, **_public(status)} for sid, status in others.items()]
+        ready["sessions"] = [{"session_id": sid, **status} for sid, status in others.items()]
         ready["presences"] = []
         ready["shard"] = [0, 1]
         session.release([protocol.dispatch_prefix("READY", ready),
@@ -297,10 +301,6 @@ def _status(presence, *, properties, mobile: bool | None = None) -> dict:
     return {"status": status, "afk": presence.get("afk") is True, "mobile": mobile}
 
 
-def _public(status: dict) -> dict:
-    return {"status": status["status"], "mobile": status["mobile"], "afk": status["afk"]}
-
-
 def _snowflake(value) -> int | None:
     if isinstance(value, bool):
         return None
@@ -308,4 +308,4 @@ def _snowflake(value) -> int | None:
         number = int(value)
     except (TypeError, ValueError):
         return None
-    return number if 0 < number < 1 << 63 else None
+    return number if 0 < number <= MAX_SNOWFLAKE else None

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from limits import parse
 from sqlalchemy.orm import Session
 
+from service import dms
 from service.auth import Identity
 from service.events import LOGINS_ENDED, SESSION_MOVED, Event
 from service.gateway import protocol, state
@@ -616,7 +617,7 @@ class Hub:
         if event.channel_id is not None:  # a DM or group DM: its recipients
             recipients = self._recipients.pop(event.channel_id, None)
             if recipients is None or not self.runtime.events.complete():
-                recipients = await self._routing_db(state.recipients_of, event.channel_id)
+                recipients = set(await self._routing_db(dms.recipient_ids, event.channel_id))
             if self.runtime.events.complete():
                 self._recipients[event.channel_id] = recipients  # most recently used last
                 while len(self._recipients) > RECIPIENT_CACHE_LIMIT:

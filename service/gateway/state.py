@@ -12,18 +12,18 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from service import auth, dms, guilds, members, relationships, serializers
+from service import auth, dms, guilds, relationships, serializers
+from service import members as members_service
 from service.access import GuildAccess, load_member_access
 from service.auth import Identity
 from service.crypto import SESSION_TOKEN_PREFIX
+from service.db import escape_like
 from service.errors import APIError
 from service.models import (
     Application,
     Channel,
-    ChannelRecipient,
     Guild,
     Member,
-    MemberRole,
     PermissionOverwrite,
     Relationship,
     Role,
@@ -32,7 +32,6 @@ from service.models import (
 )
 from service.permissions import Overwrite
 
-FRIEND = 1
 QUERY_LIMIT = 100  # members a name search answers when it sets no limit
 MEMBER_LIST_LIMIT = 10_000  # members a request for the whole list answers at most
 IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's parameter limit
@@ -128,13 +127,10 @@ def load_guild_view(session, guild_id: int, candidate_ids) -> GuildView:
     roles = {role.id: role for role in session.scalars(select(Role).where(Role.guild_id == guild_id))}
     members, held = {}, {}
     for batch in chunks(candidate_ids):
-        for member in session.scalars(select(Member).where(Member.guild_id == guild_id, Member.user_id.in_(batch))):
-            members[member.user_id] = member
-            held[member.user_id] = []
-        for user_id, role_id in session.execute(select(MemberRole.user_id, MemberRole.role_id).where(
-                MemberRole.guild_id == guild_id, MemberRole.user_id.in_(batch))):
-            if user_id in held:
-                held[user_id].append(role_id)
+        found = {m.user_id: m for m in session.scalars(select(Member).where(Member.guild_id == guild_id,
+                                                                            Member.user_id.in_(batch)))}
+        members.update(found)
+        held.update(members_service.role_ids_of(session, guild_id, list(found)))
     view.accesses = {uid: GuildAccess(guild, member, roles, held[uid]) for uid, member in members.items()}
     now = utcnow()
     view.valid_until = min((m.communication_disabled_until for m in members.values()
@@ -155,16 +151,12 @@ def overwrites_in(channel_data: dict) -> list[Overwrite] | None:
     return [Overwrite(int(o["id"]), int(o["type"]), int(o["allow"]), int(o["deny"])) for o in rows]
 
 
-def recipients_of(session, channel_id: int) -> set[int]:
-    return set(session.scalars(select(ChannelRecipient.user_id).where(ChannelRecipient.channel_id == channel_id)))
-
-
 def presence_audience(session, user_id: int) -> set[int]:
     """Who hears ``user_id``'s presence: everyone sharing a guild with them, and their friends."""
     shared = select(Member.guild_id).where(Member.user_id == user_id)
     audience = set(session.scalars(select(Member.user_id).where(Member.guild_id.in_(shared)).distinct()))
     audience |= set(session.scalars(select(Relationship.target_id).where(
-        Relationship.user_id == user_id, Relationship.type == FRIEND)))
+        Relationship.user_id == user_id, Relationship.type == relationships.FRIEND)))
     audience.discard(user_id)
     return audience
 
@@ -186,12 +178,11 @@ def guild_members(session, user_id: int, guild_id: int, *, query: str, limit: in
     if user_ids:
         statement = statement.where(Member.user_id.in_(user_ids))
     else:
-        if query:
-            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            statement = statement.where(User.username.ilike(escaped + "%", escape="\\"))
+        if query:  # a username prefix, case-insensitive, as the members search matches
+            statement = statement.where(User.username_key.like(escape_like(query.lower()) + "%", escape="\\"))
         statement = statement.limit(limit or (QUERY_LIMIT if query else MEMBER_LIST_LIMIT))
     rows = session.execute(statement).all()
-    role_ids = members.role_ids_of(session, guild_id, [m.user_id for m, _ in rows])
+    role_ids = members_service.role_ids_of(session, guild_id, [m.user_id for m, _ in rows])
     found = [serializers.serialize_member(m, u, role_ids[m.user_id]) for m, u in rows]
     present = {m.user_id for m, _ in rows}
     not_found = [str(uid) for uid in (user_ids or []) if uid not in present]
