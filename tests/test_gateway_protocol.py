@@ -19,12 +19,14 @@ import zlib
 
 import httpx
 import pytest
+from limits import parse
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 from websockets.exceptions import ConnectionClosed
 
 from service.app import create_app
 from service.events import Event
+from service.gateway import hub as hub_module
 from service.gateway import state
 from tests.conftest import PASSWORD, make_settings, unique_ip
 from tests.gateway import EmbeddedServer, GatewayClient, send_message, wait_for
@@ -646,6 +648,18 @@ def test_more_than_120_frames_a_minute_closes_with_4008_and_the_session_resumes(
     assert again.dispatch("RESUMED") is None
 
 
+def test_an_account_past_its_daily_identify_budget_closes_with_4008(connect, gateway_server, register, monkeypatch):
+    monkeypatch.setattr(hub_module, "IDENTIFY_BUDGET", parse("2/day"))  # 1,000 in production
+    alice = register()
+    for _ in range(2):
+        connect(gateway_server).identify(alice.token)
+    third = connect(gateway_server)
+    third.hello()
+    third.send(IDENTIFY, _identify_payload(alice.token))
+    assert third.wait_closed() == 4008
+    connect(gateway_server).identify(register().token)  # the budget is per account
+
+
 @pytest.mark.parametrize("query", ["v=2&encoding=json", "v=0", "v=abc&encoding=json"])
 def test_an_unsupported_version_closes_with_4012(connect, gateway_server, query):
     assert connect(gateway_server, query=query).wait_closed() == 4012
@@ -897,36 +911,6 @@ def test_a_person_removed_from_a_group_dm_while_nobody_was_connected_hears_nothi
         sent = send_message(rest, first, group, "not for the removed")
         assert insider.dispatch("MESSAGE_CREATE")["id"] == sent["id"]
         outsider.assert_silent(0.5)
-
-
-def test_a_guild_joined_while_identifying_is_routed(client, connect, gateway_server, register, make_guild,
-                                                    monkeypatch):
-    alice, bob = register(), register()
-    guild = make_guild(alice)
-    invite = client.post(f"/v1/channels/{guild['system_channel_id']}/invites", json={"max_age": 0},
-                         headers=alice.auth).json()["code"]
-    read, joined = threading.Event(), threading.Event()
-    original = state.guild_ids_of
-
-    def guild_ids_of(session, user_id):  # widens the window between reading the guilds and registering
-        found = original(session, user_id)
-        if user_id == int(bob.user_id):
-            read.set()
-            joined.wait(5)
-        return found
-
-    monkeypatch.setattr(state, "guild_ids_of", guild_ids_of)
-    connection = connect(gateway_server)
-    connection.hello()
-    connection.send(IDENTIFY, _identify_payload(bob.token))
-    assert read.wait(5)
-    assert client.post(f"/v1/invites/{invite}", headers=bob.auth).status_code == 200
-    time.sleep(0.3)  # the router has handled GUILD_CREATE by now
-    joined.set()
-    ready = connection.dispatch("READY")
-    assert [g["id"] for g in ready["guilds"]] == [guild["id"]]  # READY knows the guild...
-    sent = send_message(client, alice, guild["system_channel_id"], "welcome")
-    assert connection.dispatch("MESSAGE_CREATE", timeout=2)["id"] == sent["id"]  # ...and so must routing
 
 
 # --- shutdown -----------------------------------------------------------------------------------------
